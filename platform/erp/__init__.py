@@ -1,0 +1,51 @@
+"""The ERP platform. `create_app` is the only place the app is assembled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from erp.config import Settings
+from erp.http import ErpFlask
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, **config: Any) -> ErpFlask:
+    from erp import docs_assets, health
+    from erp.domains import register_domains
+    from erp.errors import register_error_handlers
+    from erp.extensions import Api, db, queue
+    from erp.http import install_request_hooks
+    from erp.logs import configure_logging
+
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    app = ErpFlask("erp")
+    app.config.update(
+        ERP_SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        PROBLEM_BASE_URI=settings.problem_base_uri,
+        API_TITLE="ERP platform",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="v1/openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/api/docs/assets/",
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config)
+    db.configure(settings)
+    queue.configure(settings.redis_url, settings.queue_prefix)
+    api = Api(app)
+    app.extensions["erp_api"] = api
+    api.spec.components.security_scheme(
+        "bearer", {"type": "http", "scheme": "bearer", "description": "API key or operator token"}
+    )
+    register_error_handlers(app)
+    install_request_hooks(app)
+    app.register_blueprint(health.blp)
+    app.register_blueprint(docs_assets.blp)
+    register_domains(api)
+    return app

@@ -1,0 +1,270 @@
+"""`erp`: serve, worker, migrate, dev, tenants, operators, keys, bench.
+
+Commands that create a secret print it alone on the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+import click
+
+from erp.config import Settings
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _migration_url(settings: Settings) -> str:
+    if not settings.migration_database_url:
+        raise click.ClickException("MIGRATION_DATABASE_URL is not set")
+    return settings.migration_database_url
+
+
+def _ops(fn: Callable[[Any], T], actor: str = "system:cli") -> T:
+    """Run `fn(session)` as an operator would (erp_ops), committed."""
+    from erp.context import current_actor
+    from erp.extensions import db
+
+    settings = _settings()
+    db.configure(settings, pool_size=1, max_overflow=0)
+    token = current_actor.set(actor)
+    try:
+        return db.unit_of_work(fn, tenant=None, role="erp_ops")
+    finally:
+        current_actor.reset(token)
+        db.dispose()
+
+
+@click.group()
+def main() -> None:
+    """The ERP platform's command line."""
+
+
+@main.command()
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="$PORT or 8000")
+@click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
+@click.option("--threads", default=4, type=int)
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the API under gunicorn."""
+    from erp.server import run_gunicorn
+
+    run_gunicorn(host, port, workers, threads)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker (with the scheduler, for retries) on every queue."""
+    from erp.worker import run_worker
+
+    run_worker(_settings(), burst=burst)
+
+
+@main.command()
+@click.option("--revision", default="head")
+@click.option("--app-password", envvar="ERP_APP_PASSWORD", default=None,
+              help="Set erp_app's login password (env ERP_APP_PASSWORD).")
+def migrate(revision: str, app_password: str | None) -> None:
+    """Create roles and upgrade the schema (uses MIGRATION_DATABASE_URL)."""
+    from erp.migrate import upgrade
+
+    upgrade(_migration_url(_settings()), revision, app_password)
+    click.echo(f"migrated to {revision}")
+
+
+@main.command()
+@click.option("--port", default=8000, type=int)
+@click.option("--data-dir", default=".data", type=click.Path(file_okay=False))
+def dev(port: int, data_dir: str) -> None:
+    """Embedded PostgreSQL and Redis, migrations, a demo tenant, the API and a worker."""
+    from erp.devserver import run_dev
+
+    run_dev(port=port, data_dir=data_dir)
+
+
+# -- tenants ------------------------------------------------------------------------
+
+
+@main.group()
+def tenants() -> None:
+    """Provision and manage tenants."""
+
+
+def _tenant_line(t: Any) -> str:
+    return f"{t.id}\t{t.slug}\t{t.status}\t{t.base_currency}\t{t.name}"
+
+
+@tenants.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--currency", "base_currency", default="USD", show_default=True)
+@click.option("--template", default="default", show_default=True)
+def tenants_create(slug: str, name: str, base_currency: str, template: str) -> None:
+    from erp.tenancy import services
+
+    cmd = services.ProvisionTenant(slug=slug, name=name, base_currency=base_currency, template=template)
+    tenant, created = _ops(lambda s: services.provision_tenant(s, cmd))
+    click.echo(("created\t" if created else "exists\t") + _tenant_line(tenant))
+
+
+@tenants.command("list")
+def tenants_list() -> None:
+    from erp.tenancy import services
+
+    for t in _ops(services.list_tenants):
+        click.echo(_tenant_line(t))
+
+
+def _tenant_id(ref: str) -> Callable[[Any], UUID]:
+    def resolve(s: Any) -> UUID:
+        from sqlalchemy import select
+
+        from erp.tenancy.models import Tenant
+
+        try:
+            return UUID(ref)
+        except ValueError:
+            tid = s.scalar(select(Tenant.id).where(Tenant.slug == ref))
+            if tid is None:
+                raise click.ClickException(f"no tenant {ref!r}") from None
+            return tid
+
+    return resolve
+
+
+@tenants.command("suspend")
+@click.argument("tenant")
+@click.option("--reason", required=True)
+def tenants_suspend(tenant: str, reason: str) -> None:
+    from erp.tenancy import services
+
+    t = _ops(lambda s: services.suspend_tenant(s, _tenant_id(tenant)(s), reason))
+    click.echo(_tenant_line(t))
+
+
+@tenants.command("reactivate")
+@click.argument("tenant")
+def tenants_reactivate(tenant: str) -> None:
+    from erp.tenancy import services
+
+    t = _ops(lambda s: services.reactivate_tenant(s, _tenant_id(tenant)(s)))
+    click.echo(_tenant_line(t))
+
+
+@tenants.command("delete")
+@click.argument("tenant")
+def tenants_delete(tenant: str) -> None:
+    """Schedule a purge after TENANT_PURGE_GRACE_DAYS."""
+    from erp.tenancy import services
+
+    grace = _settings().tenant_purge_grace
+    t = _ops(lambda s: services.delete_tenant(s, _tenant_id(tenant)(s), grace))
+    click.echo(_tenant_line(t))
+
+
+@tenants.command("restore")
+@click.argument("tenant")
+def tenants_restore(tenant: str) -> None:
+    from erp.tenancy import services
+
+    t = _ops(lambda s: services.restore_tenant(s, _tenant_id(tenant)(s)))
+    click.echo(_tenant_line(t))
+
+
+@tenants.command("purge")
+@click.option("--tenant", "only", default=None, help="Purge this deleting tenant now, grace or not.")
+def tenants_purge(only: str | None) -> None:
+    """Remove every row of tenants whose grace period is over (MIGRATION_DATABASE_URL)."""
+    from erp.tenancy.purge import purge_due
+
+    for tid, slug, rows in purge_due(_migration_url(_settings()), only):
+        click.echo(f"purged\t{tid}\t{slug}\t{rows} rows")
+
+
+# -- operators and keys ---------------------------------------------------------------
+
+
+@main.group()
+def operators() -> None:
+    """Platform operators."""
+
+
+@operators.command("create")
+@click.argument("email")
+def operators_create(email: str) -> None:
+    """Create an operator; its token is printed once, on the last line."""
+    from erp.tenancy.purge import create_operator_as_owner
+
+    token = create_operator_as_owner(_migration_url(_settings()), email)
+    click.echo(f"operator {email} created; token:")
+    click.echo(token)
+
+
+@main.group()
+def keys() -> None:
+    """API keys of a tenant."""
+
+
+@keys.command("create")
+@click.argument("tenant")
+@click.option("--name", required=True)
+@click.option("--scope", "scopes", multiple=True, required=True, help="Repeat for each scope.")
+def keys_create(tenant: str, name: str, scopes: tuple[str, ...]) -> None:
+    """Issue a key; printed once, on the last line."""
+    from erp.db import acting_in_tenant
+    from erp.tenancy import services
+
+    env = _settings().api_key_env
+
+    def issue(s: Any) -> str:
+        tid = _tenant_id(tenant)(s)
+        with acting_in_tenant(s, tid):
+            _key, raw = services.create_api_key(
+                s, services.CreateApiKey(name=name, scopes=list(scopes)), env, None
+            )
+        return raw
+
+    raw = _ops(issue)
+    click.echo(f"key {name} created for {tenant}:")
+    click.echo(raw)
+
+
+@keys.command("revoke")
+@click.argument("tenant")
+@click.argument("key_id", type=click.UUID)
+def keys_revoke(tenant: str, key_id: UUID) -> None:
+    from erp.db import acting_in_tenant
+    from erp.tenancy import services
+
+    def revoke(s: Any) -> None:
+        with acting_in_tenant(s, _tenant_id(tenant)(s)):
+            services.revoke_api_key(s, key_id)
+
+    _ops(revoke)
+    click.echo(f"revoked {key_id}")
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--quick", is_flag=True, help="Small data sets, for a smoke run.")
+def bench(names: tuple[str, ...], quick: bool) -> None:
+    """Run benchmark scenarios (bench/); all when none is named."""
+    from erp.paths import ROOT
+
+    sys.path.insert(0, str(ROOT))
+    from bench.runner import main as bench_main
+
+    raise SystemExit(bench_main(list(names), quick=quick))
+
+
+if __name__ == "__main__":
+    main()

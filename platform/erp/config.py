@@ -1,0 +1,80 @@
+"""Typed settings, read from the environment once, when the app or a CLI command starts."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and make SQLAlchemy use psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://erp_app@127.0.0.1:5432/erp"
+    migration_database_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    api_key_env: str = "live"
+    problem_base_uri: str = "/problems/"
+    max_content_length: int = 1024 * 1024
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout: int = 10
+    # None disables server-side prepared statements (pgbouncer in transaction mode).
+    db_prepare_threshold: int | None = 5
+    db_statement_timeout_ms: int = 30_000
+    tenant_purge_grace: timedelta = timedelta(days=30)
+    log_level: str = "INFO"
+    log_json: bool = True
+    queue_prefix: str = "erp"
+    allow_privileged_db_login: bool = False
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        threshold_raw = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+        threshold = None if threshold_raw.lower() in ("", "none", "off") else int(threshold_raw)
+        secret = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32)
+        return cls(
+            database_url=os.environ.get("DATABASE_URL", cls.database_url),
+            migration_database_url=os.environ.get("MIGRATION_DATABASE_URL") or None,
+            redis_url=os.environ.get("REDIS_URL", cls.redis_url),
+            secret_key=secret,
+            api_key_env=os.environ.get("API_KEY_ENV", "live"),
+            problem_base_uri=os.environ.get("PROBLEM_BASE_URI", cls.problem_base_uri),
+            max_content_length=_env_int("MAX_CONTENT_LENGTH", cls.max_content_length),
+            db_pool_size=_env_int("DB_POOL_SIZE", cls.db_pool_size),
+            db_max_overflow=_env_int("DB_MAX_OVERFLOW", cls.db_max_overflow),
+            db_pool_timeout=_env_int("DB_POOL_TIMEOUT", cls.db_pool_timeout),
+            db_prepare_threshold=threshold,
+            db_statement_timeout_ms=_env_int("DB_STATEMENT_TIMEOUT_MS", 30_000),
+            tenant_purge_grace=timedelta(days=_env_int("TENANT_PURGE_GRACE_DAYS", 30)),
+            log_level=os.environ.get("LOG_LEVEL", "INFO"),
+            log_json=_env_bool("LOG_JSON", True),
+            queue_prefix=os.environ.get("QUEUE_PREFIX", "erp"),
+            allow_privileged_db_login=_env_bool("ALLOW_PRIVILEGED_DB_LOGIN", False),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)  # type: ignore[arg-type]

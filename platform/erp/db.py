@@ -1,0 +1,246 @@
+"""Engine, sessions and the tenant hook.
+
+Every transaction a `TenantSession` begins first runs one statement that pins
+`app.tenant_id` (and, for operator work, the role) *transaction-locally*, from
+the context variables below. A pooled connection therefore never carries a
+tenant into the next transaction, with or without pgbouncer.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from erp.config import Settings, sqlalchemy_url
+
+T = TypeVar("T")
+
+#: The tenant of the current request or job; set only from an authenticated principal.
+current_tenant: ContextVar[UUID | None] = ContextVar("erp_current_tenant", default=None)
+#: A role to assume for the transaction (``erp_ops`` for operator requests), else None.
+current_db_role: ContextVar[str | None] = ContextVar("erp_current_db_role", default=None)
+
+ALLOWED_ROLES = frozenset({"erp_ops"})
+#: Schemas holding tenant data; every table in them is under the §3 rules.
+TENANT_SCHEMAS = ("iam", "ledger", "inventory", "orders", "webhooks")
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+class PrivilegedLoginError(RuntimeError):
+    """The runtime login could bypass row-level security; refuse to run."""
+
+
+class TenantSession(Session):
+    """A session whose transactions are scoped to `current_tenant`."""
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _pin_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    pin_connection(connection, current_tenant.get(), current_db_role.get())
+
+
+def pin_connection(connection: Connection, tenant: UUID | None, role: str | None) -> None:
+    """Set the tenant (and role) for the rest of this transaction only."""
+    if role is not None and role not in ALLOWED_ROLES:
+        raise ValueError(f"role {role!r} may not be assumed")
+    params = {"tenant": "" if tenant is None else str(tenant), "role": role}
+    if role is None:
+        connection.execute(text("SELECT set_config('app.tenant_id', :tenant, true)"), params)
+    else:
+        connection.execute(
+            text("SELECT set_config('app.tenant_id', :tenant, true), set_config('role', :role, true)"),
+            params,
+        )
+
+
+def bind_tenant(session: Session, tenant: UUID) -> None:
+    """Switch the *current* transaction to `tenant` (operator work on one tenant)."""
+    session.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant)})
+
+
+def set_local_role(session: Session, role: str | None) -> None:
+    """Assume `role` for the rest of the transaction, or return to the login role."""
+    if role is not None and role not in ALLOWED_ROLES:
+        raise ValueError(f"role {role!r} may not be assumed")
+    target = role if role is not None else "erp_app"
+    session.execute(text("SELECT set_config('role', :r, true)"), {"r": target})
+
+
+@contextmanager
+def tenant_context(tenant: UUID | None, role: str | None = None) -> Iterator[None]:
+    """Run a block with the tenant (and role) that new transactions will pin."""
+    t_token = current_tenant.set(tenant)
+    r_token = current_db_role.set(role)
+    try:
+        yield
+    finally:
+        current_db_role.reset(r_token)
+        current_tenant.reset(t_token)
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+def backoff(attempt: int) -> None:
+    time.sleep(min(0.2, 0.005 * (2**attempt)) * (0.5 + random.random()))
+
+
+def make_engine(
+    settings: Settings, url: str | None = None, *, check_privileges: bool = True, **overrides: Any
+) -> Engine:
+    connect_args: dict[str, Any] = {"prepare_threshold": settings.db_prepare_threshold}
+    options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_pre_ping": True,
+        "connect_args": connect_args,
+    }
+    options.update(overrides)
+    engine = create_engine(sqlalchemy_url(url or settings.database_url), **options)
+    timeout_ms = int(settings.db_statement_timeout_ms)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET statement_timeout = {timeout_ms}")
+        dbapi_conn.commit()
+
+    if check_privileges:
+
+        @event.listens_for(engine, "first_connect")
+        def _refuse_privileged(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(
+                    "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+                )
+                privileged = cur.fetchone()[0]
+            dbapi_conn.rollback()
+            if privileged:
+                raise PrivilegedLoginError(_PRIVILEGED)
+
+    return engine
+
+
+_PRIVILEGED = (
+    "DATABASE_URL logs in as a superuser or a BYPASSRLS role; "
+    "use the erp_app login (see README, Roles)"
+)
+
+
+def assert_unprivileged(engine: Engine) -> None:
+    """Refuse a runtime login that is a superuser or may bypass RLS."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        ).one()
+        conn.rollback()
+    if row.rolsuper or row.rolbypassrls:
+        raise PrivilegedLoginError(_PRIVILEGED)
+
+
+class Database:
+    """The engine and session factory of one app or worker process."""
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._factory: sessionmaker[TenantSession] | None = None
+        self._pid = os.getpid()
+
+    def configure(self, settings: Settings, **engine_overrides: Any) -> None:
+        self._pid = os.getpid()
+        self._engine = make_engine(settings, **engine_overrides)
+        self._factory = sessionmaker(
+            bind=self._engine, class_=TenantSession, expire_on_commit=False, autoflush=True
+        )
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("database is not configured")
+        return self._engine
+
+    def new_session(self) -> TenantSession:
+        if self._factory is None:
+            raise RuntimeError("database is not configured")
+        return self._factory()
+
+    @property
+    def session(self) -> TenantSession:
+        """The current request's session (one transaction per request)."""
+        from flask import g
+
+        s: TenantSession | None = g.get("_erp_session")
+        if s is None:
+            s = self.new_session()
+            g._erp_session = s
+        return s
+
+    def unit_of_work(
+        self,
+        fn: Callable[[Session], T],
+        *,
+        tenant: UUID | None,
+        role: str | None = None,
+        attempts: int = 5,
+    ) -> T:
+        """Run `fn` in one committed transaction, re-running it on 40001/40P01."""
+        for attempt in range(attempts):
+            with tenant_context(tenant, role), self.new_session() as s:
+                try:
+                    result = fn(s)
+                    s.commit()
+                    return result
+                except DBAPIError as exc:
+                    s.rollback()
+                    if not is_retryable(exc) or attempt == attempts - 1:
+                        raise
+            backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def fork_safe(self) -> None:
+        """In a forked child (an RQ work horse), drop the parent's pooled sockets."""
+        if self._pid != os.getpid():
+            self.dispose(close=False)
+            self._pid = os.getpid()
+
+    def dispose(self, close: bool = True) -> None:
+        if self._engine is not None:
+            self._engine.dispose(close=close)
+
+
+@contextmanager
+def acting_in_tenant(session: Session, tenant: UUID) -> Iterator[None]:
+    """Inside an operator transaction, do tenant-side work as erp_app for `tenant` only.
+
+    The transaction's role drops back to the login role (RLS applies) and the
+    tenant GUC names `tenant`; both are restored afterwards.
+    """
+    role = current_db_role.get()
+    session.flush()
+    token = current_tenant.set(tenant)
+    try:
+        set_local_role(session, None)
+        bind_tenant(session, tenant)
+        yield
+        session.flush()
+        session.execute(text("SELECT set_config('app.tenant_id', '', true)"))
+        set_local_role(session, role)
+    finally:
+        current_tenant.reset(token)

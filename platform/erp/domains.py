@@ -1,0 +1,12 @@
+"""The domains the app serves, in one list: each adds its blueprints and template sections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register_domains(api: Any) -> None:
+    from erp.tenancy import routes as tenancy_routes
+
+    api.register_blueprint(tenancy_routes.ops)
+    api.register_blueprint(tenancy_routes.tenant_api)

@@ -1,0 +1,192 @@
+"""RFC 9457 problem+json for every error the API can return (API.md, Errors)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, current_app, g, json
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from erp.db import RETRYABLE_SQLSTATES, sqlstate
+
+log = logging.getLogger("erp.errors")
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+#: slug -> (title, status). The one list of problem types; docs/problems.md mirrors it.
+PROBLEM_TYPES: dict[str, tuple[str, int]] = {
+    "malformed-request": ("Malformed request", 400),
+    "unauthorized": ("Unauthorized", 401),
+    "forbidden": ("Forbidden", 403),
+    "tenant-suspended": ("Tenant suspended", 403),
+    "not-found": ("Not found", 404),
+    "method-not-allowed": ("Method not allowed", 405),
+    "conflict": ("Conflict", 409),
+    "idempotency-mismatch": ("Idempotency key reused with a different request", 409),
+    "idempotency-in-flight": ("A request with this idempotency key is in progress", 409),
+    "insufficient-stock": ("Insufficient stock", 409),
+    "payload-too-large": ("Payload too large", 413),
+    "unsupported-media-type": ("Unsupported media type", 415),
+    "validation": ("Validation failed", 422),
+    "unbalanced": ("Transaction does not balance", 422),
+    "period-closed": ("Accounting period is closed", 422),
+    "insufficient-funds": ("Insufficient funds", 422),
+    "rate-limited": ("Too many requests", 429),
+    "internal": ("Internal server error", 500),
+    "unavailable": ("Service unavailable", 503),
+}
+
+_SLUG_BY_STATUS = {
+    400: "malformed-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation",
+    429: "rate-limited",
+    503: "unavailable",
+}
+
+
+class Problem(Exception):
+    """An error the client should see, with a documented slug."""
+
+    def __init__(
+        self,
+        slug: str,
+        detail: str | None = None,
+        *,
+        errors: Mapping[str, list[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        if slug not in PROBLEM_TYPES:
+            raise ValueError(f"undocumented problem slug {slug!r}")
+        super().__init__(detail or slug)
+        self.slug = slug
+        self.title, self.status = PROBLEM_TYPES[slug]
+        self.detail = detail or self.title
+        self.errors = dict(errors) if errors else None
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def field_problem(slug: str, field: str, message: str, detail: str | None = None) -> Problem:
+    """A 4xx naming the one field at fault."""
+    return Problem(slug, detail or f"{field}: {message}", errors={field: [message]})
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """webargs/marshmallow nested messages -> {"entries.0.amount": ["..."]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out.update(flatten_errors(value, path))
+    elif isinstance(messages, list | tuple) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_schema"] = [str(m) for m in messages]
+    elif isinstance(messages, list | tuple):
+        for i, value in enumerate(messages):
+            out.update(flatten_errors(value, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        out[prefix or "_schema"] = [str(messages)]
+    return out
+
+
+def _strip_locations(messages: Any) -> Any:
+    """webargs keys errors by location ({"json": {...}}); the API names fields only."""
+    if isinstance(messages, Mapping) and set(messages) <= {"json", "query", "path", "headers"}:
+        merged: dict[str, Any] = {}
+        for value in messages.values():
+            if isinstance(value, Mapping):
+                merged.update(value)
+        return merged
+    return messages
+
+
+def problem_response(problem: Problem) -> Response:
+    base = current_app.config.get("PROBLEM_BASE_URI", "/problems/")
+    body: dict[str, Any] = {
+        "type": f"{base}{problem.slug}",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "request_id": g.get("request_id"),
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    body.update(problem.extra)
+    resp = Response(json.dumps(body), status=problem.status, mimetype=PROBLEM_MIMETYPE)
+    for name, value in problem.headers.items():
+        resp.headers[name] = value
+    return resp
+
+
+def problem_from_http(exc: HTTPException) -> Problem:
+    status = exc.code or 500
+    slug = _SLUG_BY_STATUS.get(status, "internal" if status >= 500 else "malformed-request")
+    data = getattr(exc, "data", None) or {}
+    errors = None
+    raw = data.get("errors") or data.get("messages")
+    if raw:
+        errors = flatten_errors(_strip_locations(raw))
+    detail = data.get("message") or exc.description or None
+    if status == 400 and "json" in str(raw).lower():
+        detail = "The request body is not valid JSON."
+    if status == 422 and errors:
+        detail = "The request failed validation: " + ", ".join(sorted(errors))
+    if status == 404:
+        detail = "The resource does not exist."
+    headers = data.get("headers") or {}
+    return Problem(slug, detail, errors=errors, headers=headers)
+
+
+def problem_from_db(exc: DBAPIError) -> Problem:
+    state = sqlstate(exc)
+    if state in RETRYABLE_SQLSTATES:
+        return Problem(
+            "conflict",
+            "The request conflicted with concurrent changes; retry it.",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, OperationalError) or (state or "").startswith(("08", "53", "57")):
+        return Problem(
+            "unavailable", "The database is unavailable.", headers={"Retry-After": "5"}
+        )
+    return Problem("internal", "An unexpected error occurred.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem) -> Response:
+        return problem_response(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        return problem_response(problem_from_http(exc))
+
+    @app.errorhandler(DBAPIError)
+    def _db(exc: DBAPIError) -> Response:
+        problem = problem_from_db(exc)
+        if problem.status >= 500:
+            log.error("database error", exc_info=exc)
+        return problem_response(problem)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            log.error("queue unavailable", exc_info=exc)
+            return problem_response(
+                Problem("unavailable", "The queue is unavailable.", headers={"Retry-After": "5"})
+            )
+        log.exception("unhandled error")
+        return problem_response(Problem("internal", "An unexpected error occurred."))

@@ -1,0 +1,22 @@
+"""Process-wide extensions; `create_app` configures them. No I/O happens here.
+
+The flask-smorest `Api` is made per app (its spec belongs to one app).
+"""
+
+from __future__ import annotations
+
+from flask_smorest import Api as _SmorestApi
+
+from erp.db import Database
+from erp.jobs import JobQueue
+
+
+class Api(_SmorestApi):  # type: ignore[misc]
+    """flask-smorest's Api with our problem+json handlers instead of its own."""
+
+    def _register_error_handlers(self) -> None:
+        """Errors are handled by erp.errors.register_error_handlers."""
+
+
+db = Database()
+queue = JobQueue()

@@ -1,0 +1,37 @@
+"""/healthz (the process answers) and /readyz (PostgreSQL and Redis answer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+from sqlalchemy import text
+
+from erp.extensions import db, queue
+
+blp = Blueprint("health", __name__)
+
+
+@blp.get("/healthz")
+def healthz() -> dict[str, Any]:
+    return {"status": "ok"}
+
+
+@blp.get("/readyz")
+def readyz() -> tuple[dict[str, Any], int, dict[str, str]] | dict[str, Any]:
+    checks: dict[str, str] = {}
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            conn.rollback()
+        checks["postgres"] = "ok"
+    except Exception as exc:  # any failure means "not ready", with its class named
+        checks["postgres"] = f"error: {type(exc).__name__}"
+    try:
+        queue.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    if all(v == "ok" for v in checks.values()):
+        return {"status": "ok", "checks": checks}
+    return {"status": "unavailable", "checks": checks}, 503, {"Retry-After": "5"}

@@ -1,0 +1,123 @@
+"""The request lifecycle: request id, media type, authentication, one transaction.
+
+`ErpFlask.dispatch_request` runs the view and commits the request's session
+*before* the response leaves, so a failure at commit (a deferred constraint, a
+serialization failure) becomes the error response, never a 2xx. Serialization
+failures and deadlocks re-run the whole view a few times first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import DBAPIError
+
+from erp.context import current_actor, current_request_id
+from erp.db import backoff, current_db_role, current_tenant, is_retryable
+from erp.errors import Problem
+
+log = logging.getLogger("erp.http")
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+ATTEMPTS = 5
+
+
+def finish_session(commit: bool) -> None:
+    session = g.pop("_erp_session", None)
+    if session is None:
+        return
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+class ErpFlask(Flask):
+    def dispatch_request(self) -> ResponseReturnValue:
+        for attempt in range(ATTEMPTS):
+            try:
+                response = self.make_response(super().dispatch_request())
+                finish_session(commit=response.status_code < 400)
+                return response
+            except DBAPIError as exc:
+                finish_session(commit=False)
+                if not is_retryable(exc) or attempt == ATTEMPTS - 1:
+                    raise
+                log.info("retrying after %s", type(exc.orig).__name__, extra={"attempt": attempt})
+            except BaseException:
+                finish_session(commit=False)
+                raise
+            backoff(attempt)
+        raise AssertionError("unreachable")
+
+
+def _start() -> None:
+    incoming = request.headers.get("X-Request-Id", "")
+    g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+    g.ctx_tokens = [current_request_id.set(g.request_id)]
+
+
+def _check_media_type() -> None:
+    if request.method not in _BODY_METHODS:
+        return
+    has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
+    if has_body and request.mimetype != "application/json" and not request.path.startswith(
+        "/hooks/"
+    ):
+        raise Problem("unsupported-media-type", "Send the body as application/json.")
+
+
+def _authenticate() -> None:
+    from erp.tenancy.authn import authenticate_request
+
+    principal = authenticate_request(request.path, request.headers.get("Authorization"))
+    g.principal = principal
+    if principal is None:
+        return
+    g.ctx_tokens += [
+        current_actor.set(principal.actor),
+        current_tenant.set(principal.tenant_id),
+        current_db_role.set("erp_ops" if principal.kind == "operator" else None),
+    ]
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    started = g.get("started")
+    if started is not None and not request.path.startswith(("/healthz", "/readyz")):
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+    return response
+
+
+def _teardown(_exc: BaseException | None) -> None:
+    finish_session(commit=False)
+    tokens: list[Any] = g.pop("ctx_tokens", [])
+    for token in reversed(tokens):
+        token.var.reset(token)
+
+
+def install_request_hooks(app: Flask) -> None:
+    app.before_request(_start)
+    app.before_request(_check_media_type)
+    app.before_request(_authenticate)
+    app.after_request(_finish)
+    app.teardown_request(_teardown)

@@ -1,0 +1,92 @@
+"""RQ on Redis: queues, the JSON serializer, and tenant-scoped job entry points.
+
+Jobs are enqueued only after the transaction that asked for them commits
+(`enqueue_after_commit`); a job takes a tenant id and plain ids, opens its own
+tenant-scoped transaction, and must be safe to run twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from uuid import UUID
+
+from redis import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from erp.db import TenantSession
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+QUEUES = ("default", "webhooks", "orders")
+_PENDING = "erp_jobs_after_commit"
+
+
+class JobQueue:
+    def __init__(self) -> None:
+        self._redis: Redis | None = None
+        self.prefix = "erp"
+
+    def configure(self, redis_url: str, prefix: str = "erp") -> None:
+        self._redis = Redis.from_url(redis_url)
+        self.prefix = prefix
+
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError("the job queue is not configured")
+        return self._redis
+
+    def queue(self, name: str = "default") -> Queue:
+        return Queue(f"{self.prefix}-{name}", connection=self.redis, serializer=JSONSerializer)
+
+    def queues(self) -> list[Queue]:
+        return [self.queue(n) for n in QUEUES]
+
+    def enqueue(self, func: str, *args: Any, queue: str = "default", **kwargs: Any) -> Any:
+        return self.queue(queue).enqueue(func, *args, **kwargs)
+
+
+def enqueue_after_commit(s: Session, func: str, *args: Any, queue: str = "default") -> None:
+    """Enqueue `func(*args)` (JSON-able args) once `s` commits; dropped on rollback."""
+    s.info.setdefault(_PENDING, []).append((func, args, queue))
+
+
+@event.listens_for(TenantSession, "after_commit")
+def _flush_jobs(session: Session) -> None:
+    pending = session.info.pop(_PENDING, [])
+    if pending:
+        from erp.extensions import queue as job_queue
+
+        for func, args, qname in pending:
+            job_queue.enqueue(func, *args, queue=qname)
+
+
+@event.listens_for(TenantSession, "after_rollback")
+def _drop_jobs(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def tenant_job(
+    fn: Callable[Concatenate[Session, P], T],
+) -> Callable[Concatenate[str, P], T]:
+    """Run `fn(session, ...)` in one committed transaction of tenant `tenant_id`."""
+
+    @wraps(fn)
+    def run(tenant_id: str, *args: P.args, **kwargs: P.kwargs) -> T:
+        from erp.context import current_actor
+        from erp.extensions import db
+
+        db.fork_safe()
+        token = current_actor.set(f"system:job:{fn.__module__}.{fn.__name__}")
+        try:
+            return db.unit_of_work(lambda s: fn(s, *args, **kwargs), tenant=UUID(tenant_id))
+        finally:
+            current_actor.reset(token)
+
+    return run

@@ -1,0 +1,98 @@
+"""Resolve the caller of a request into a Principal, in its own short transaction.
+
+API keys are found through `app.lookup_api_key` (the one SECURITY DEFINER
+function), before any tenant is known; the tenant then comes from the key row
+alone. Nothing the client sends can name another tenant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from erp import credentials
+from erp.db import bind_tenant
+from erp.errors import Problem
+from erp.extensions import db
+from erp.principals import Principal, TenantRef
+from erp.tenancy.models import Operator
+
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+_PUBLIC_PREFIXES = ("/api/v1/openapi.json",)
+
+
+def _unauthorized(detail: str = "A valid bearer credential is required.") -> Problem:
+    return Problem("unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="erp"'})
+
+
+def authenticate_request(path: str, authorization: str | None) -> Principal | None:
+    if path.startswith("/ops/"):
+        return authenticate_operator(credentials.bearer(authorization))
+    if path.startswith("/api/v1/") and not path.startswith(_PUBLIC_PREFIXES):
+        return authenticate_api_key(credentials.bearer(authorization))
+    return None
+
+
+def authenticate_api_key(raw: str | None) -> Principal:
+    cred = credentials.parse_api_key(raw) if raw else None
+    if cred is None:
+        raise _unauthorized()
+    return db.unit_of_work(lambda s: _resolve_api_key(s, cred), tenant=None)
+
+
+def _resolve_api_key(s: Session, cred: credentials.Credential) -> Principal:
+    row = s.execute(
+        text("SELECT * FROM app.lookup_api_key(:public_id, :secret_hash)"),
+        {"public_id": cred.public_id, "secret_hash": cred.secret_hash},
+    ).first()
+    now = datetime.now(UTC)
+    if row is None or row.revoked_at is not None:
+        raise _unauthorized("The API key is not valid.")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise _unauthorized("The API key has expired.")
+    if row.tenant_status != "active":
+        raise Problem("tenant-suspended", "The tenant is suspended; its credentials do not work.")
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
+        _touch(s, row.tenant_id, row.key_id)
+    return Principal(
+        kind="api_key",
+        id=row.key_id,
+        label=row.name,
+        tenant=TenantRef(row.tenant_id, row.tenant_slug, row.tenant_name),
+        scopes=frozenset(row.scopes),
+    )
+
+
+def _touch(s: Session, tenant_id: UUID, key_id: UUID) -> None:
+    """Write last_used_at at most once a minute per key (the WHERE makes racers no-ops)."""
+    bind_tenant(s, tenant_id)
+    s.execute(
+        text(
+            "UPDATE iam.api_keys SET last_used_at = now() WHERE id = :id "
+            "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
+        ),
+        {"id": key_id},
+    )
+
+
+def authenticate_operator(raw: str | None) -> Principal:
+    cred = credentials.parse_operator_token(raw) if raw else None
+    if cred is None:
+        raise _unauthorized()
+    op = db.unit_of_work(
+        lambda s: s.scalars(
+            select(Operator).where(
+                Operator.public_id == cred.public_id,
+                Operator.token_hash == cred.secret_hash,
+                Operator.revoked_at.is_(None),
+            )
+        ).one_or_none(),
+        tenant=None,
+        role="erp_ops",
+    )
+    if op is None:
+        raise _unauthorized("The operator token is not valid.")
+    return Principal(kind="operator", id=op.id, label=op.email)

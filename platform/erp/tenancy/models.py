@@ -1,0 +1,98 @@
+"""Tables of the tenancy core.
+
+`platform.*` is global (no tenant_id, written only as `erp_ops`); `iam.*` is
+tenant data under row-level security. The DDL lives in migrations/ and
+policies/; these models mirror it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, BigInteger, Identity, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from erp.model_base import Base, TenantScoped, created_at_column
+
+TENANT_STATUSES = ("active", "suspended", "deleting")
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    __table_args__ = {"schema": "platform"}
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    base_currency: Mapped[str] = mapped_column(String(3))
+    template: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    delete_after: Mapped[datetime | None] = mapped_column()
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+    __table_args__ = {"schema": "platform"}
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(Text, unique=True)
+    public_id: Mapped[str] = mapped_column(Text, unique=True)
+    token_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Operator actions on tenants; append-only for every role."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = {"schema": "platform"}
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    occurred_at: Mapped[datetime] = created_at_column()
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column()
+    tenant_slug: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    request_id: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiKey(TenantScoped, Base):
+    __tablename__ = "api_keys"
+    __table_args__ = {"schema": "iam"}
+
+    name: Mapped[str] = mapped_column(Text)
+    env: Mapped[str] = mapped_column(Text)
+    public_id: Mapped[str] = mapped_column(Text)
+    secret_hash: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def prefix(self) -> str:
+        return f"erp_{self.env}_{self.public_id}"
+
+
+class TenantAuditEntry(TenantScoped, Base):
+    """What happened inside a tenant (keys issued, periods closed...); append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = {"schema": "iam"}
+
+    occurred_at: Mapped[datetime] = created_at_column()
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    subject_type: Mapped[str | None] = mapped_column(Text)
+    subject_id: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    request_id: Mapped[str | None] = mapped_column(Text)

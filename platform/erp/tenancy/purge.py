@@ -1,0 +1,96 @@
+"""Owner-side operations run from the CLI with MIGRATION_DATABASE_URL, never by the API:
+purging deleted tenants and creating operators."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from graphlib import TopologicalSorter
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+
+from erp import credentials
+from erp.db import TENANT_SCHEMAS
+
+
+def tenant_tables(conn: psycopg.Connection[Any]) -> list[str]:
+    """Every table with tenant data, referencing tables before the ones they reference."""
+    tables = [
+        r[0]
+        for r in conn.execute(
+            """SELECT c.oid::regclass::text FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p') AND NOT c.relispartition""",
+            [list(TENANT_SCHEMAS)],
+        )
+    ]
+    graph: dict[str, set[str]] = {t: set() for t in tables}
+    for child, parent in conn.execute(
+        """SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint
+            WHERE contype = 'f' AND conrelid <> confrelid"""
+    ):
+        if child in graph and parent in graph:
+            graph[parent].add(child)  # the parent waits for its children
+    return list(TopologicalSorter(graph).static_order())
+
+
+def _owner(url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url)
+    conn.execute("SET ROLE erp_owner")
+    conn.commit()
+    return conn
+
+
+def purge_due(url: str, only: str | None = None) -> Iterator[tuple[UUID, str, int]]:
+    """Purge each tenant in `deleting` whose grace is over (or `only`, now), one per transaction."""
+    with _owner(url) as conn:
+        tables = tenant_tables(conn)
+        conn.commit()
+        due = conn.execute(
+            """SELECT id, slug FROM platform.tenants WHERE status = 'deleting'
+                AND (delete_after <= now() OR id::text = %(only)s OR slug = %(only)s)""",
+            {"only": only or ""},
+        ).fetchall()
+        conn.commit()
+        for tenant_id, slug in due:
+            yield tenant_id, slug, _purge_one(conn, tables, tenant_id, slug)
+
+
+def _purge_one(conn: psycopg.Connection[Any], tables: list[str], tenant_id: UUID, slug: str) -> int:
+    with conn.transaction():
+        locked = conn.execute(
+            "SELECT 1 FROM platform.tenants WHERE id = %s AND status = 'deleting' FOR UPDATE",
+            [tenant_id],
+        ).fetchone()
+        if locked is None:  # restored meanwhile
+            return 0
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
+        total = 0
+        for table in tables:
+            cur = conn.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant_id])  # noqa: S608
+            total += cur.rowcount
+        conn.execute("DELETE FROM platform.tenants WHERE id = %s", [tenant_id])
+        conn.execute(
+            """INSERT INTO platform.audit_events (actor, action, tenant_id, tenant_slug, details)
+               VALUES ('system:purge', 'tenant.purged', %s, %s, %s)""",
+            [tenant_id, slug, json.dumps({"rows": total})],
+        )
+    return total
+
+
+def create_operator_as_owner(url: str, email: str) -> str:
+    public_id, secret = credentials.new_public_id(), credentials.new_secret()
+    with _owner(url) as conn, conn.transaction():
+        op_id = uuid4()
+        conn.execute(
+            "INSERT INTO platform.operators (id, email, public_id, token_hash) VALUES (%s, %s, %s, %s)",
+            [op_id, email, public_id, credentials.hash_secret(secret)],
+        )
+        conn.execute(
+            """INSERT INTO platform.audit_events (actor, action, details)
+               VALUES ('system:cli', 'operator.created', %s)""",
+            [json.dumps({"operator_id": str(op_id), "email": email})],
+        )
+    return credentials.format_operator_token(public_id, secret)

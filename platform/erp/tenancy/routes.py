@@ -1,0 +1,188 @@
+"""Operator endpoints (/ops/v1) and the tenant's own /api/v1/me and /api/v1/api-keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from erp.db import acting_in_tenant
+from erp.errors import Problem
+from erp.extensions import db
+from erp.fields import parse_uuid
+from erp.idempotency import idempotent
+from erp.pagination import Page, paginate
+from erp.principals import current_principal, requires_operator, requires_scope
+from erp.tenancy import schemas, services
+from erp.tenancy.models import ApiKey, AuditEvent, Tenant
+
+ops = Blueprint("ops", __name__, url_prefix="/ops/v1", description="Platform operators")
+tenant_api = Blueprint("iam", __name__, url_prefix="/api/v1", description="Identity and keys")
+
+
+@ops.route("/tenants")
+class Tenants(MethodView):
+    @requires_operator
+    @ops.arguments(schemas.TenantListArgs, location="query")
+    @ops.response(200, schemas.TenantPage)
+    def get(self, args: dict[str, Any]) -> Page[Tenant]:
+        """List tenants (status only, never their contents)."""
+        stmt = select(Tenant)
+        if args.get("status"):
+            stmt = stmt.where(Tenant.status == args["status"])
+        return paginate(
+            db.session, stmt, list_name="ops.tenants", sort=Tenant.created_at, id_col=Tenant.id,
+            cursor=args["cursor"], limit=args["limit"],
+        )
+
+    @requires_operator
+    @idempotent
+    @ops.arguments(schemas.TenantIn)
+    @ops.response(201, schemas.TenantOut)
+    @ops.alt_response(200, schema=schemas.TenantOut, description="Already provisioned, same body")
+    def post(self, body: dict[str, Any]) -> tuple[Tenant, int]:
+        """Provision a tenant from a template (idempotent on slug)."""
+        tenant, created = services.provision_tenant(db.session, services.ProvisionTenant(**body))
+        return tenant, 201 if created else 200
+
+
+@ops.route("/tenants/<tenant_id>")
+class TenantById(MethodView):
+    @requires_operator
+    @ops.response(200, schemas.TenantDetailOut)
+    def get(self, tenant_id: str) -> dict[str, Any]:
+        """A tenant with its status and usage counts."""
+        tid = parse_uuid(tenant_id, "tenant_id")
+        tenant = services.get_tenant(db.session, tid)
+        return {**_as_dict(tenant), "usage": services.usage_counts(db.session, tid)}
+
+    @requires_operator
+    @ops.response(202, schemas.TenantOut)
+    def delete(self, tenant_id: str) -> Tenant:
+        """Schedule the tenant's purge after the grace period; its credentials stop now."""
+        grace = current_app.config["ERP_SETTINGS"].tenant_purge_grace
+        return services.delete_tenant(db.session, parse_uuid(tenant_id, "tenant_id"), grace)
+
+
+def _as_dict(tenant: Tenant) -> dict[str, Any]:
+    return {c.key: getattr(tenant, c.key) for c in Tenant.__table__.columns}
+
+
+@ops.route("/tenants/<tenant_id>/suspend", methods=["POST"])
+@requires_operator
+@ops.arguments(schemas.SuspendIn)
+@ops.response(200, schemas.TenantOut)
+def suspend(body: dict[str, Any], tenant_id: str) -> Tenant:
+    """Suspend: every key and session of the tenant stops working at once."""
+    return services.suspend_tenant(db.session, parse_uuid(tenant_id, "tenant_id"), body["reason"])
+
+
+@ops.route("/tenants/<tenant_id>/reactivate", methods=["POST"])
+@requires_operator
+@ops.response(200, schemas.TenantOut)
+def reactivate(tenant_id: str) -> Tenant:
+    return services.reactivate_tenant(db.session, parse_uuid(tenant_id, "tenant_id"))
+
+
+@ops.route("/tenants/<tenant_id>/restore", methods=["POST"])
+@requires_operator
+@ops.response(200, schemas.TenantOut)
+def restore(tenant_id: str) -> Tenant:
+    """Undo a delete within the grace period."""
+    return services.restore_tenant(db.session, parse_uuid(tenant_id, "tenant_id"))
+
+
+@ops.route("/tenants/<tenant_id>/api-keys", methods=["POST"])
+@requires_operator
+@idempotent
+@ops.arguments(schemas.ApiKeyIn)
+@ops.response(201, schemas.ApiKeyCreatedOut)
+def issue_key(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """Issue an API key in a tenant (e.g. its first); the key is shown only here."""
+    tid = parse_uuid(tenant_id, "tenant_id")
+    tenant = services.get_tenant(db.session, tid)
+    if tenant.status != "active":
+        raise Problem("conflict", f"The tenant is {tenant.status}.")
+    with acting_in_tenant(db.session, tid):
+        key, raw = services.create_api_key(
+            db.session, services.CreateApiKey(**body), _env(), grantor_scopes=None
+        )
+    return _key_out(key, raw)
+
+
+@ops.route("/audit-events")
+@requires_operator
+@ops.arguments(schemas.AuditEventArgs, location="query")
+@ops.response(200, schemas.AuditEventPage)
+def audit_events(args: dict[str, Any]) -> Page[AuditEvent]:
+    """Who did what to which tenant; append-only."""
+    stmt = select(AuditEvent)
+    if args.get("tenant_id"):
+        stmt = stmt.where(AuditEvent.tenant_id == args["tenant_id"])
+    return paginate(
+        db.session, stmt, list_name="ops.audit", sort=AuditEvent.occurred_at, id_col=AuditEvent.id,
+        cursor=args["cursor"], limit=args["limit"],
+    )
+
+
+# -- tenant side -----------------------------------------------------------------
+
+
+def _env() -> str:
+    return str(current_app.config["ERP_SETTINGS"].api_key_env)
+
+
+def _key_out(key: ApiKey, raw: str) -> dict[str, Any]:
+    out = {c: getattr(key, c) for c in schemas.ApiKeyOut._declared_fields}
+    return {**out, "key": raw}
+
+
+@tenant_api.route("/me")
+@tenant_api.response(200, schemas.MeOut)
+def me() -> dict[str, Any]:
+    """Who this credential is, its tenant and scopes (no scope needed)."""
+    principal = current_principal()
+    return {"principal": principal, "tenant": principal.tenant, "scopes": sorted(principal.scopes)}
+
+
+@tenant_api.route("/api-keys")
+class ApiKeys(MethodView):
+    @requires_scope("api_keys:read")
+    @tenant_api.arguments(schemas.ListArgs, location="query")
+    @tenant_api.response(200, schemas.ApiKeyPage)
+    def get(self, args: dict[str, Any]) -> Page[ApiKey]:
+        return paginate(
+            db.session, select(ApiKey), list_name="iam.api_keys", sort=ApiKey.created_at,
+            id_col=ApiKey.id, cursor=args["cursor"], limit=args["limit"],
+        )
+
+    @requires_scope("api_keys:write")
+    @idempotent
+    @tenant_api.arguments(schemas.ApiKeyIn)
+    @tenant_api.response(201, schemas.ApiKeyCreatedOut)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a key; it may grant only scopes the caller holds."""
+        key, raw = services.create_api_key(
+            db.session, services.CreateApiKey(**body), _env(), current_principal().scopes
+        )
+        return _key_out(key, raw)
+
+
+@tenant_api.route("/api-keys/<key_id>")
+class ApiKeyById(MethodView):
+    @requires_scope("api_keys:read")
+    @tenant_api.response(200, schemas.ApiKeyOut)
+    def get(self, key_id: str) -> ApiKey:
+        key = db.session.get(ApiKey, parse_uuid(key_id, "key_id"))
+        if key is None:
+            raise Problem("not-found")
+        return key
+
+    @requires_scope("api_keys:write")
+    @tenant_api.response(204)
+    def delete(self, key_id: str) -> None:
+        """Revoke; the key fails from its next request on."""
+        services.revoke_api_key(db.session, parse_uuid(key_id, "key_id"))

@@ -1,0 +1,21 @@
+"""`erp worker`: an RQ worker on every queue, JSON serializer, scheduler on."""
+
+from __future__ import annotations
+
+from rq import Worker
+from rq.serializers import JSONSerializer
+
+from erp.config import Settings
+from erp.db import assert_unprivileged
+from erp.extensions import db, queue
+from erp.logs import configure_logging
+
+
+def run_worker(settings: Settings, burst: bool = False) -> bool:
+    configure_logging(settings.log_level, settings.log_json)
+    db.configure(settings)
+    assert_unprivileged(db.engine)
+    db.dispose()  # the work horses open their own connections after the fork
+    queue.configure(settings.redis_url, settings.queue_prefix)
+    worker = Worker(queue.queues(), connection=queue.redis, serializer=JSONSerializer)
+    return bool(worker.work(with_scheduler=True, burst=burst))
