@@ -30,20 +30,26 @@ def server_url() -> str:
 
 @pytest.fixture(scope="session")
 def db_name(worker_id_str: str) -> str:
-    return f"erp_test_{worker_id_str}"
+    """Unique per test run and worker, so concurrent runs never share a database."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:10]
+    return f"erp_test_{run}_{worker_id_str}"
 
 
 @pytest.fixture(scope="session")
-def owner_url(server_url: str, db_name: str) -> str:
-    """Superuser URL of this worker's freshly migrated database."""
+def owner_url(server_url: str, db_name: str) -> Iterator[str]:
+    """Superuser URL of this worker's freshly migrated database (dropped afterwards)."""
     from erp.migrate import upgrade
 
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{db_name}"')
     url = servers.with_database(server_url, db_name)
     upgrade(url, "head", app_password=servers.APP_PASSWORD)
-    return url
+    yield url
+    from erp.extensions import db
+
+    db.dispose()
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +142,12 @@ def make_tenant(
     slug = f"t-{uuid.uuid4().hex[:12]}"
     r = client.post(
         "/ops/v1/tenants",
-        json={"slug": slug, "name": f"Tenant {slug}", "base_currency": currency, "template": template},
+        json={
+            "slug": slug,
+            "name": f"Tenant {slug}",
+            "base_currency": currency,
+            "template": template,
+        },
         headers=ops_headers,
     )
     assert r.status_code == 201, r.get_json()

@@ -41,7 +41,9 @@ def redis_url() -> str:
     return f"unix://{server.socket_file}"
 
 
-def with_database(url: str, dbname: str, user: str | None = None, password: str | None = None) -> str:
+def with_database(
+    url: str, dbname: str, user: str | None = None, password: str | None = None
+) -> str:
     """The same server, another database (and optionally another login)."""
     parts = urlsplit(url)
     netloc = parts.netloc

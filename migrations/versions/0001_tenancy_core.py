@@ -152,7 +152,8 @@ def upgrade() -> None:
             occurred_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (tenant_id, id)
         );
-        CREATE INDEX ix_outbox_events_occurred ON webhooks.outbox_events (tenant_id, occurred_at, id);
+        CREATE INDEX ix_outbox_events_occurred
+            ON webhooks.outbox_events (tenant_id, occurred_at, id);
     """)
     tenant_table("webhooks.outbox_events", append_only=True)
 

@@ -5,6 +5,7 @@ Commands that create a secret print it alone on the last line of stdout.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -49,8 +50,15 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1")
-@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="$PORT or 8000")
+@click.option(
+    "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
+)
+@click.option(
+    "--port",
+    default=lambda: int(os.environ.get("PORT", "8000")),
+    type=int,
+    show_default="$PORT or 8000",
+)
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
 @click.option("--threads", default=4, type=int)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
@@ -71,8 +79,12 @@ def worker(burst: bool) -> None:
 
 @main.command()
 @click.option("--revision", default="head")
-@click.option("--app-password", envvar="ERP_APP_PASSWORD", default=None,
-              help="Set erp_app's login password (env ERP_APP_PASSWORD).")
+@click.option(
+    "--app-password",
+    envvar="ERP_APP_PASSWORD",
+    default=None,
+    help="Set erp_app's login password (env ERP_APP_PASSWORD).",
+)
 def migrate(revision: str, app_password: str | None) -> None:
     """Create roles and upgrade the schema (uses MIGRATION_DATABASE_URL)."""
     from erp.migrate import upgrade
@@ -111,7 +123,9 @@ def _tenant_line(t: Any) -> str:
 def tenants_create(slug: str, name: str, base_currency: str, template: str) -> None:
     from erp.tenancy import services
 
-    cmd = services.ProvisionTenant(slug=slug, name=name, base_currency=base_currency, template=template)
+    cmd = services.ProvisionTenant(
+        slug=slug, name=name, base_currency=base_currency, template=template
+    )
     tenant, created = _ops(lambda s: services.provision_tenant(s, cmd))
     click.echo(("created\t" if created else "exists\t") + _tenant_line(tenant))
 
@@ -133,7 +147,7 @@ def _tenant_id(ref: str) -> Callable[[Any], UUID]:
         try:
             return UUID(ref)
         except ValueError:
-            tid = s.scalar(select(Tenant.id).where(Tenant.slug == ref))
+            tid: UUID | None = s.scalar(select(Tenant.id).where(Tenant.slug == ref))
             if tid is None:
                 raise click.ClickException(f"no tenant {ref!r}") from None
             return tid
@@ -181,7 +195,9 @@ def tenants_restore(tenant: str) -> None:
 
 
 @tenants.command("purge")
-@click.option("--tenant", "only", default=None, help="Purge this deleting tenant now, grace or not.")
+@click.option(
+    "--tenant", "only", default=None, help="Purge this deleting tenant now, grace or not."
+)
 def tenants_purge(only: str | None) -> None:
     """Remove every row of tenants whose grace period is over (MIGRATION_DATABASE_URL)."""
     from erp.tenancy.purge import purge_due
@@ -261,9 +277,8 @@ def bench(names: tuple[str, ...], quick: bool) -> None:
     from erp.paths import ROOT
 
     sys.path.insert(0, str(ROOT))
-    from bench.runner import main as bench_main
-
-    raise SystemExit(bench_main(list(names), quick=quick))
+    runner = importlib.import_module("bench.runner")
+    raise SystemExit(runner.main(list(names), quick=quick))
 
 
 if __name__ == "__main__":

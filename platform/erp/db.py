@@ -58,7 +58,9 @@ def pin_connection(connection: Connection, tenant: UUID | None, role: str | None
         connection.execute(text("SELECT set_config('app.tenant_id', :tenant, true)"), params)
     else:
         connection.execute(
-            text("SELECT set_config('app.tenant_id', :tenant, true), set_config('role', :role, true)"),
+            text(
+                "SELECT set_config('app.tenant_id', :tenant, true), set_config('role', :role, true)"
+            ),
             params,
         )
 

@@ -8,8 +8,15 @@ from flask import Blueprint, Response, send_from_directory
 
 blp = Blueprint("docs_assets", __name__, url_prefix="/api/docs/assets")
 
-_ALLOWED = frozenset({"swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css",
-                      "favicon-32x32.png", "favicon-16x16.png"})
+_ALLOWED = frozenset(
+    {
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "swagger-ui.css",
+        "favicon-32x32.png",
+        "favicon-16x16.png",
+    }
+)
 
 
 def _static_dir() -> Path:

@@ -156,9 +156,7 @@ def problem_from_db(exc: DBAPIError) -> Problem:
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, OperationalError) or (state or "").startswith(("08", "53", "57")):
-        return Problem(
-            "unavailable", "The database is unavailable.", headers={"Retry-After": "5"}
-        )
+        return Problem("unavailable", "The database is unavailable.", headers={"Retry-After": "5"})
     return Problem("internal", "An unexpected error occurred.")
 
 

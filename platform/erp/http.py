@@ -72,8 +72,10 @@ def _check_media_type() -> None:
     if request.method not in _BODY_METHODS:
         return
     has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
-    if has_body and request.mimetype != "application/json" and not request.path.startswith(
-        "/hooks/"
+    if (
+        has_body
+        and request.mimetype != "application/json"
+        and not request.path.startswith("/hooks/")
     ):
         raise Problem("unsupported-media-type", "Send the body as application/json.")
 

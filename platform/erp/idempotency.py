@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec
 
-from flask import Response, current_app, request
+from flask import current_app, request
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from uuid import UUID
 
 from redis import Redis
@@ -89,4 +89,4 @@ def tenant_job(
         finally:
             current_actor.reset(token)
 
-    return run
+    return cast(Callable[Concatenate[str, P], T], run)

@@ -101,8 +101,11 @@ def run_sql(statements: str) -> None:
 
     dbapi = op.get_bind().connection.dbapi_connection
     assert dbapi is not None
-    with dbapi.cursor() as cur:
+    cur = dbapi.cursor()
+    try:
         cur.execute(statements)  # no parameters: psycopg leaves '%' alone
+    finally:
+        cur.close()
 
 
 def tenant_table(table: str, grants: str = "SELECT, INSERT", *, append_only: bool = False) -> None:

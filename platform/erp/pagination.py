@@ -54,7 +54,9 @@ def encode_cursor(list_name: str, sort_value: datetime, row_id: object) -> str:
 
 def _bad_cursor() -> Problem:
     return Problem(
-        "validation", "The cursor is not valid for this list.", errors={"cursor": ["Invalid cursor."]}
+        "validation",
+        "The cursor is not valid for this list.",
+        errors={"cursor": ["Invalid cursor."]},
     )
 
 

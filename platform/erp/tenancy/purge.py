@@ -69,7 +69,7 @@ def _purge_one(conn: psycopg.Connection[Any], tables: list[str], tenant_id: UUID
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
         total = 0
         for table in tables:
-            cur = conn.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant_id])  # noqa: S608
+            cur = conn.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant_id])
             total += cur.rowcount
         conn.execute("DELETE FROM platform.tenants WHERE id = %s", [tenant_id])
         conn.execute(
@@ -85,7 +85,8 @@ def create_operator_as_owner(url: str, email: str) -> str:
     with _owner(url) as conn, conn.transaction():
         op_id = uuid4()
         conn.execute(
-            "INSERT INTO platform.operators (id, email, public_id, token_hash) VALUES (%s, %s, %s, %s)",
+            "INSERT INTO platform.operators (id, email, public_id, token_hash) "
+            "VALUES (%s, %s, %s, %s)",
             [op_id, email, public_id, credentials.hash_secret(secret)],
         )
         conn.execute(

@@ -14,7 +14,7 @@ from erp.errors import Problem
 from erp.extensions import db
 from erp.fields import parse_uuid
 from erp.idempotency import idempotent
-from erp.pagination import Page, paginate
+from erp.pagination import ListArgs, Page, paginate
 from erp.principals import current_principal, requires_operator, requires_scope
 from erp.tenancy import schemas, services
 from erp.tenancy.models import ApiKey, AuditEvent, Tenant
@@ -34,8 +34,13 @@ class Tenants(MethodView):
         if args.get("status"):
             stmt = stmt.where(Tenant.status == args["status"])
         return paginate(
-            db.session, stmt, list_name="ops.tenants", sort=Tenant.created_at, id_col=Tenant.id,
-            cursor=args["cursor"], limit=args["limit"],
+            db.session,
+            stmt,
+            list_name="ops.tenants",
+            sort=Tenant.created_at,
+            id_col=Tenant.id,
+            cursor=args["cursor"],
+            limit=args["limit"],
         )
 
     @requires_operator
@@ -123,8 +128,13 @@ def audit_events(args: dict[str, Any]) -> Page[AuditEvent]:
     if args.get("tenant_id"):
         stmt = stmt.where(AuditEvent.tenant_id == args["tenant_id"])
     return paginate(
-        db.session, stmt, list_name="ops.audit", sort=AuditEvent.occurred_at, id_col=AuditEvent.id,
-        cursor=args["cursor"], limit=args["limit"],
+        db.session,
+        stmt,
+        list_name="ops.audit",
+        sort=AuditEvent.occurred_at,
+        id_col=AuditEvent.id,
+        cursor=args["cursor"],
+        limit=args["limit"],
     )
 
 
@@ -151,12 +161,17 @@ def me() -> dict[str, Any]:
 @tenant_api.route("/api-keys")
 class ApiKeys(MethodView):
     @requires_scope("api_keys:read")
-    @tenant_api.arguments(schemas.ListArgs, location="query")
+    @tenant_api.arguments(ListArgs, location="query")
     @tenant_api.response(200, schemas.ApiKeyPage)
     def get(self, args: dict[str, Any]) -> Page[ApiKey]:
         return paginate(
-            db.session, select(ApiKey), list_name="iam.api_keys", sort=ApiKey.created_at,
-            id_col=ApiKey.id, cursor=args["cursor"], limit=args["limit"],
+            db.session,
+            select(ApiKey),
+            list_name="iam.api_keys",
+            sort=ApiKey.created_at,
+            id_col=ApiKey.id,
+            cursor=args["cursor"],
+            limit=args["limit"],
         )
 
     @requires_scope("api_keys:write")

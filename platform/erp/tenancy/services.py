@@ -60,8 +60,11 @@ def provision_tenant(s: Session, cmd: ProvisionTenant) -> tuple[Tenant, bool]:
     inserted = s.execute(
         insert(Tenant)
         .values(
-            id=new_id, slug=cmd.slug, name=cmd.name,
-            base_currency=cmd.base_currency, template=cmd.template,
+            id=new_id,
+            slug=cmd.slug,
+            name=cmd.name,
+            base_currency=cmd.base_currency,
+            template=cmd.template,
         )
         .on_conflict_do_nothing(index_elements=["slug"])
         .returning(Tenant.id)
@@ -71,7 +74,9 @@ def provision_tenant(s: Session, cmd: ProvisionTenant) -> tuple[Tenant, bool]:
     ).one()
     if inserted is None:
         if not _same_request(tenant, cmd):
-            raise Problem("conflict", f"A tenant with slug {cmd.slug!r} exists with other settings.")
+            raise Problem(
+                "conflict", f"A tenant with slug {cmd.slug!r} exists with other settings."
+            )
         return tenant, False
     audit.operator_event(s, "tenant.provisioned", tenant.id, tenant.slug, template=cmd.template)
     with acting_in_tenant(s, tenant.id):
@@ -101,12 +106,14 @@ def usage_counts(s: Session, tenant_id: uuid.UUID) -> dict[str, int]:
 
 
 def _transition(
-    s: Session, tenant_id: uuid.UUID, allowed_from: Iterable[str], action: str,
-    change: Callable[[Tenant], None], **details: Any,
+    s: Session,
+    tenant_id: uuid.UUID,
+    allowed_from: Iterable[str],
+    action: str,
+    change: Callable[[Tenant], None],
+    **details: Any,
 ) -> Tenant:
-    tenant = s.scalars(
-        select(Tenant).where(Tenant.id == tenant_id).with_for_update()
-    ).one_or_none()
+    tenant = s.scalars(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).one_or_none()
     if tenant is None:
         raise Problem("not-found")
     if tenant.status not in allowed_from:
@@ -141,7 +148,11 @@ def delete_tenant(s: Session, tenant_id: uuid.UUID, grace: timedelta) -> Tenant:
         t.status, t.delete_after = "deleting", purge_at
 
     return _transition(
-        s, tenant_id, ("active", "suspended"), "tenant.deleted", change,
+        s,
+        tenant_id,
+        ("active", "suspended"),
+        "tenant.deleted",
+        change,
         purge_after=purge_at.isoformat(),
     )
 
@@ -196,7 +207,9 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Issue a key in the current tenant. `grantor_scopes` None: an operator issues it."""
     if bad := unknown(cmd.scopes):
-        raise Problem("validation", "Unknown scopes.", errors={"scopes": [f"Unknown: {', '.join(bad)}"]})
+        raise Problem(
+            "validation", "Unknown scopes.", errors={"scopes": [f"Unknown: {', '.join(bad)}"]}
+        )
     if grantor_scopes is not None and (excess := set(cmd.scopes) - implied(grantor_scopes)):
         raise Problem(
             "forbidden",
@@ -204,12 +217,20 @@ def create_api_key(
             errors={"scopes": [f"Not held: {', '.join(sorted(excess))}"]},
         )
     if cmd.expires_at is not None and cmd.expires_at <= datetime.now(UTC):
-        raise Problem("validation", "expires_at is in the past.", errors={"expires_at": ["Must be in the future."]})
+        raise Problem(
+            "validation",
+            "expires_at is in the past.",
+            errors={"expires_at": ["Must be in the future."]},
+        )
     public_id, secret = credentials.new_public_id(), credentials.new_secret()
     key = ApiKey(
-        name=cmd.name, env=env, public_id=public_id,
-        secret_hash=credentials.hash_secret(secret), scopes=sorted(set(cmd.scopes)),
-        created_by=current_actor.get(), expires_at=cmd.expires_at,
+        name=cmd.name,
+        env=env,
+        public_id=public_id,
+        secret_hash=credentials.hash_secret(secret),
+        scopes=sorted(set(cmd.scopes)),
+        created_by=current_actor.get(),
+        expires_at=cmd.expires_at,
     )
     s.add(key)
     s.flush()

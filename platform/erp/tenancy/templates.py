@@ -70,7 +70,9 @@ def parse_template(name: str, text: str, source: str) -> Template:
         if section is None:
             problems.append(f"{key}: unknown section (known: {', '.join(sorted(_SECTIONS))})")
             continue
-        problems += [f"{key}.{p}" if not p.startswith("[") else f"{key}{p}" for p in section.validate(value)]
+        problems += [
+            f"{key}.{p}" if not p.startswith("[") else f"{key}{p}" for p in section.validate(value)
+        ]
     if problems:
         raise TemplateError(f"{source}: " + "; ".join(problems))
     return Template(name, data)

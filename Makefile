@@ -1,0 +1,47 @@
+# The two first commands: `make run` and `make test` (README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+PYTEST_WORKERS ?= 4
+
+.PHONY: run test lint typecheck pytest bench bench-quick migrate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Embedded PostgreSQL + Redis under .data/, migrations, demo tenant, API and worker.
+run: $(STAMP)
+	$(BIN)/erp dev
+
+## ruff, mypy --strict, then the whole suite (TEST_DATABASE_URL/TEST_REDIS_URL or embedded).
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check platform tests bench migrations
+	$(BIN)/ruff format --check platform tests bench migrations
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+## Benchmarks: figures as a table and bench/results/*.json.
+bench: $(STAMP)
+	$(BIN)/erp bench
+
+bench-quick: $(STAMP)
+	$(BIN)/erp bench --quick
+
+format: $(STAMP)
+	$(BIN)/ruff format platform tests bench migrations
+	$(BIN)/ruff check --fix platform tests bench migrations
+
+clean:
+	rm -rf .data .mypy_cache .ruff_cache .pytest_cache
