@@ -116,7 +116,7 @@ def _demo_tenant(settings: Settings, state: dict[str, Any]) -> str:
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "erp.cli", *args], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "erp.cli", *args], env=env)  # noqa: S603
     _children.append(proc)
     return proc
 
@@ -156,7 +156,9 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
     print("migrating ...", flush=True)
     upgrade(migration_url, "head", app_password)
     settings = Settings.from_env().replace(
-        database_url=app_url, redis_url=redis_url, secret_key=state["secret_key"],
+        database_url=app_url,
+        redis_url=redis_url,
+        secret_key=state["secret_key"],
         migration_database_url=migration_url,
     )
     api_key = _demo_tenant(settings, state)
