@@ -84,7 +84,8 @@ def load_template(name: str) -> Template:
         raise TemplateError(f"template name {name!r} is not valid")
     path = TEMPLATES_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise TemplateError(f"template {name!r} does not exist in {TEMPLATES_DIR}")
+        known = ", ".join(available_templates())
+        raise TemplateError(f"template {name!r} does not exist (available: {known})")
     return parse_template(name, path.read_text(), str(path))
 
 

@@ -1,0 +1,41 @@
+"""Assertions and small helpers shared by the core and tenancy tests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    """The response is RFC 9457 problem+json of `status` whose type ends in `slug`."""
+    body = response.get_json(force=True)
+    assert response.status_code == status, body
+    assert response.mimetype == PROBLEM, response.headers
+    assert body["type"].endswith("/" + slug), body
+    assert body["status"] == status
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["request_id"], body
+    assert response.headers["X-Request-Id"] == body["request_id"]
+    return dict(body)
+
+
+def owner_sql(
+    engine: Engine, sql: str, params: dict[str, Any] | None = None, tenant: Any = None
+) -> list[Any]:
+    """Run `sql` as the superuser (with `app.tenant_id` set if given) and commit."""
+    with engine.begin() as conn:
+        if tenant is not None:
+            conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant)})
+        result = conn.execute(text(sql), params or {})
+        return list(result) if result.returns_rows else []
+
+
+def new_slug(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
