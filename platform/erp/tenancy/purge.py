@@ -12,27 +12,33 @@ from uuid import UUID, uuid4
 import psycopg
 
 from erp import credentials
-from erp.db import TENANT_SCHEMAS
+
+#: Tables that keep naming a tenant after its purge: who did what to it, never its contents.
+KEPT_AFTER_PURGE = frozenset({"platform.audit_events"})
 
 
 def tenant_tables(conn: psycopg.Connection[Any]) -> list[str]:
-    """Every table with tenant data, referencing tables before the ones they reference."""
-    tables = [
-        r[0]
-        for r in conn.execute(
-            """SELECT c.oid::regclass::text FROM pg_class c
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p') AND NOT c.relispartition""",
-            [list(TENANT_SCHEMAS)],
-        )
-    ]
-    graph: dict[str, set[str]] = {t: set() for t in tables}
+    """Every table with a tenant_id column, in any schema, referencing tables first.
+
+    Read from the catalog rather than a list of schemas, so a table added anywhere is
+    purged too; the operators' audit trail alone is kept.
+    """
+    rows = conn.execute(
+        """SELECT c.oid, format('%I.%I', n.nspname, c.relname) FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid
+            WHERE a.attname = 'tenant_id' AND NOT a.attisdropped
+              AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+              AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'"""
+    ).fetchall()
+    names = {oid: name for oid, name in rows if name not in KEPT_AFTER_PURGE}
+    graph: dict[str, set[str]] = {name: set() for name in names.values()}
     for child, parent in conn.execute(
-        """SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint
-            WHERE contype = 'f' AND conrelid <> confrelid"""
+        "SELECT conrelid, confrelid FROM pg_constraint "
+        "WHERE contype = 'f' AND conrelid <> confrelid"
     ):
-        if child in graph and parent in graph:
-            graph[parent].add(child)  # the parent waits for its children
+        if child in names and parent in names:
+            graph[names[parent]].add(names[child])  # the parent waits for its children
     return list(TopologicalSorter(graph).static_order())
 
 
@@ -44,27 +50,39 @@ def _owner(url: str) -> psycopg.Connection[Any]:
 
 
 def purge_due(url: str, only: str | None = None) -> Iterator[tuple[UUID, str, int]]:
-    """Purge each tenant in `deleting` whose grace is over (or `only`, now), one per transaction."""
+    """Purge each tenant in `deleting` whose grace is over, one per transaction.
+
+    With `only` (an id or slug), purge that one tenant now, grace or not, and no other.
+    """
     with _owner(url) as conn:
         tables = tenant_tables(conn)
         conn.commit()
-        due = conn.execute(
-            """SELECT id, slug FROM platform.tenants WHERE status = 'deleting'
-                AND (delete_after <= now() OR id::text = %(only)s OR slug = %(only)s)""",
-            {"only": only or ""},
-        ).fetchall()
+        if only:
+            due = conn.execute(
+                """SELECT id, slug FROM platform.tenants
+                    WHERE status = 'deleting' AND (id::text = %(only)s OR slug = %(only)s)""",
+                {"only": only},
+            ).fetchall()
+        else:
+            due = conn.execute(
+                """SELECT id, slug FROM platform.tenants
+                    WHERE status = 'deleting' AND delete_after <= now()"""
+            ).fetchall()
         conn.commit()
         for tenant_id, slug in due:
-            yield tenant_id, slug, _purge_one(conn, tables, tenant_id, slug)
+            yield tenant_id, slug, _purge_one(conn, tables, tenant_id, slug, force=bool(only))
 
 
-def _purge_one(conn: psycopg.Connection[Any], tables: list[str], tenant_id: UUID, slug: str) -> int:
+def _purge_one(
+    conn: psycopg.Connection[Any], tables: list[str], tenant_id: UUID, slug: str, *, force: bool
+) -> int:
     with conn.transaction():
         locked = conn.execute(
-            "SELECT 1 FROM platform.tenants WHERE id = %s AND status = 'deleting' FOR UPDATE",
-            [tenant_id],
+            """SELECT 1 FROM platform.tenants WHERE id = %s AND status = 'deleting'
+                  AND (%s OR delete_after <= now()) FOR UPDATE""",
+            [tenant_id, force],
         ).fetchone()
-        if locked is None:  # restored meanwhile
+        if locked is None:  # restored (or deleted again, with a new grace) meanwhile
             return 0
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", [str(tenant_id)])
         total = 0
