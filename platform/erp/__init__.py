@@ -36,8 +36,8 @@ def create_app(settings: Settings | None = None, **config: Any) -> ErpFlask:
         JSON_SORT_KEYS=False,
     )
     app.config.update(config)
-    db.configure(settings)
-    queue.configure(settings.redis_url, settings.queue_prefix)
+    db.init_app(app, settings)
+    queue.init_app(app, settings.redis_url, settings.queue_prefix)
     api = Api(app)
     app.extensions["erp_api"] = api
     api.spec.components.security_scheme(

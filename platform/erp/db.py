@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 from uuid import UUID
 
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -157,37 +158,59 @@ def assert_unprivileged(engine: Engine) -> None:
         raise PrivilegedLoginError(_PRIVILEGED)
 
 
+class _Binding:
+    """One engine, its session factory, and the process that opened them."""
+
+    def __init__(self, settings: Settings, **engine_overrides: Any) -> None:
+        self.engine = make_engine(settings, **engine_overrides)
+        self.factory = sessionmaker(
+            bind=self.engine, class_=TenantSession, expire_on_commit=False, autoflush=True
+        )
+        self.pid = os.getpid()
+
+
 class Database:
-    """The engine and session factory of one app or worker process."""
+    """Engines and session factories.
+
+    `create_app` gives each app its own (`init_app`), used inside that app's context,
+    so two apps in one process (tests, another configuration) never swap engines.
+    Outside any app (CLI commands, RQ workers) the process default set by
+    `configure` is used; the first app becomes the default when there is none.
+    """
+
+    _KEY = "erp_db"
 
     def __init__(self) -> None:
-        self._engine: Engine | None = None
-        self._factory: sessionmaker[TenantSession] | None = None
-        self._pid = os.getpid()
+        self._default: _Binding | None = None
 
     def configure(self, settings: Settings, **engine_overrides: Any) -> None:
-        self._pid = os.getpid()
-        self._engine = make_engine(settings, **engine_overrides)
-        self._factory = sessionmaker(
-            bind=self._engine, class_=TenantSession, expire_on_commit=False, autoflush=True
-        )
+        self._default = _Binding(settings, **engine_overrides)
+
+    def init_app(self, app: Flask, settings: Settings, **engine_overrides: Any) -> None:
+        binding = _Binding(settings, **engine_overrides)
+        app.extensions[self._KEY] = binding
+        if self._default is None:
+            self._default = binding
+
+    def _binding(self) -> _Binding:
+        if has_app_context():
+            bound: _Binding | None = current_app.extensions.get(self._KEY)
+            if bound is not None:
+                return bound
+        if self._default is None:
+            raise RuntimeError("database is not configured")
+        return self._default
 
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            raise RuntimeError("database is not configured")
-        return self._engine
+        return self._binding().engine
 
     def new_session(self) -> TenantSession:
-        if self._factory is None:
-            raise RuntimeError("database is not configured")
-        return self._factory()
+        return self._binding().factory()
 
     @property
     def session(self) -> TenantSession:
         """The current request's session (one transaction per request)."""
-        from flask import g
-
         s: TenantSession | None = g.get("_erp_session")
         if s is None:
             s = self.new_session()
@@ -218,13 +241,18 @@ class Database:
 
     def fork_safe(self) -> None:
         """In a forked child (an RQ work horse), drop the parent's pooled sockets."""
-        if self._pid != os.getpid():
-            self.dispose(close=False)
-            self._pid = os.getpid()
+        binding = self._binding()
+        if binding.pid != os.getpid():
+            binding.engine.dispose(close=False)
+            binding.pid = os.getpid()
 
     def dispose(self, close: bool = True) -> None:
-        if self._engine is not None:
-            self._engine.dispose(close=close)
+        """Close the pooled connections of the current app's engine, or of the default."""
+        try:
+            binding = self._binding()
+        except RuntimeError:  # never configured: nothing to close
+            return
+        binding.engine.dispose(close=close)
 
 
 @contextmanager

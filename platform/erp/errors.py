@@ -143,12 +143,26 @@ def problem_from_http(exc: HTTPException) -> Problem:
         detail = "The request failed validation: " + ", ".join(sorted(errors))
     if status == 404:
         detail = "The resource does not exist."
-    headers = data.get("headers") or {}
+    # Werkzeug's own headers (Allow on a 405, Retry-After...), but not its text/html type
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
     return Problem(slug, detail, errors=errors, headers=headers)
+
+
+#: SQLSTATEs raised by our own triggers (policies/*.sql) and value errors.
+_SQLSTATE_PROBLEMS: dict[str, tuple[str, str]] = {
+    "EL001": ("unbalanced", "Entries must be at least two and sum to zero in each currency."),
+    "EL002": ("period-closed", "The accounting period is closed."),
+    "EL003": ("conflict", "Ledger history is immutable; that change is not allowed."),
+    "22003": ("validation", "A value or a sum would overflow a 64-bit integer."),
+}
 
 
 def problem_from_db(exc: DBAPIError) -> Problem:
     state = sqlstate(exc)
+    if state in _SQLSTATE_PROBLEMS:
+        slug, detail = _SQLSTATE_PROBLEMS[state]
+        return Problem(slug, detail)
     if state in RETRYABLE_SQLSTATES:
         return Problem(
             "conflict",

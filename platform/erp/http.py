@@ -68,7 +68,11 @@ def _start() -> None:
     g.ctx_tokens = [current_request_id.set(g.request_id)]
 
 
-def _check_media_type() -> None:
+def _check_body() -> None:
+    """Refuse an oversized body before anything runs, whether or not the view reads it."""
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        raise Problem("payload-too-large", f"The body exceeds {limit} bytes.")
     if request.method not in _BODY_METHODS:
         return
     has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
@@ -119,7 +123,7 @@ def _teardown(_exc: BaseException | None) -> None:
 
 def install_request_hooks(app: Flask) -> None:
     app.before_request(_start)
-    app.before_request(_check_media_type)
+    app.before_request(_check_body)
     app.before_request(_authenticate)
     app.after_request(_finish)
     app.teardown_request(_teardown)

@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from uuid import UUID
 
+from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -27,20 +28,45 @@ QUEUES = ("default", "webhooks", "orders")
 _PENDING = "erp_jobs_after_commit"
 
 
+class _Connection:
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        self.redis = Redis.from_url(redis_url)
+        self.prefix = prefix
+
+
 class JobQueue:
+    """Redis and the queue names; per app like `erp.db.Database`, with a process default."""
+
+    _KEY = "erp_queue"
+
     def __init__(self) -> None:
-        self._redis: Redis | None = None
-        self.prefix = "erp"
+        self._default: _Connection | None = None
 
     def configure(self, redis_url: str, prefix: str = "erp") -> None:
-        self._redis = Redis.from_url(redis_url)
-        self.prefix = prefix
+        self._default = _Connection(redis_url, prefix)
+
+    def init_app(self, app: Flask, redis_url: str, prefix: str = "erp") -> None:
+        conn = _Connection(redis_url, prefix)
+        app.extensions[self._KEY] = conn
+        if self._default is None:
+            self._default = conn
+
+    def _connection(self) -> _Connection:
+        if has_app_context():
+            bound: _Connection | None = current_app.extensions.get(self._KEY)
+            if bound is not None:
+                return bound
+        if self._default is None:
+            raise RuntimeError("the job queue is not configured")
+        return self._default
 
     @property
     def redis(self) -> Redis:
-        if self._redis is None:
-            raise RuntimeError("the job queue is not configured")
-        return self._redis
+        return self._connection().redis
+
+    @property
+    def prefix(self) -> str:
+        return self._connection().prefix
 
     def queue(self, name: str = "default") -> Queue:
         return Queue(f"{self.prefix}-{name}", connection=self.redis, serializer=JSONSerializer)

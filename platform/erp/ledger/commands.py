@@ -1,0 +1,90 @@
+"""The ledger's inputs and outputs as plain data (no Flask, no ORM state)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    code: str
+    name: str
+    type: str
+    currency: str
+    parent_id: uuid.UUID | None = None
+    guard: str = "none"
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryIn:
+    account_id: uuid.UUID
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class PostTransaction:
+    description: str
+    entries: list[EntryIn]
+    effective_at: datetime | None = None
+    status: str = "posted"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Balance:
+    account_id: uuid.UUID
+    as_of: datetime
+    posted: int
+    pending: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class EntryView:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    amount: int
+    currency: str
+
+
+@dataclass
+class TransactionView:
+    id: uuid.UUID
+    description: str
+    status: str
+    kind: str
+    effective_at: datetime
+    posted_at: datetime | None
+    created_at: datetime
+    metadata: dict[str, Any]
+    reverses_id: uuid.UUID | None
+    reversed_by_id: uuid.UUID | None
+    adjusts_id: uuid.UUID | None
+    adjusted_by_id: uuid.UUID | None
+    entries: list[EntryView]
+
+    def event_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "description": self.description,
+            "status": self.status,
+            "kind": self.kind,
+            "effective_at": self.effective_at.isoformat(),
+            "posted_at": self.posted_at.isoformat() if self.posted_at else None,
+            "metadata": self.metadata,
+            "reverses_id": str(self.reverses_id) if self.reverses_id else None,
+            "entries": [
+                {
+                    "id": str(e.id),
+                    "account_id": str(e.account_id),
+                    "amount": e.amount,
+                    "currency": e.currency,
+                }
+                for e in self.entries
+            ],
+        }

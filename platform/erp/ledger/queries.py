@@ -1,0 +1,193 @@
+"""Reads: transactions, entries and balances. Balances never scan an account's history:
+they sum `balance_deltas` (one row per account, UTC day and writer slot) up to the
+day of `as_of`, less the entries of that same day dated after `as_of`."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select, text
+from sqlalchemy.orm import Session
+
+from erp.errors import Problem
+from erp.ledger.commands import Balance, EntryView, TransactionView
+from erp.ledger.models import DEBIT_NORMAL, Account, Entry, Transaction
+
+
+def find_by_idempotency_key(s: Session, key: str) -> tuple[uuid.UUID, str] | None:
+    row = s.execute(
+        select(Transaction.id, Transaction.request_hash).where(Transaction.idempotency_key == key)
+    ).first()
+    return (row[0], row[1] or "") if row else None
+
+
+def period_closed(s: Session, when: datetime) -> bool:
+    month = when.astimezone(UTC).date().replace(day=1)
+    return bool(
+        s.execute(
+            text("SELECT EXISTS (SELECT 1 FROM ledger.periods WHERE period = :m)"), {"m": month}
+        ).scalar_one()
+    )
+
+
+def entries_of(s: Session, tx_id: uuid.UUID) -> list[EntryView]:
+    return [
+        EntryView(r.id, r.account_id, r.amount, r.currency)
+        for r in s.execute(
+            select(Entry.id, Entry.account_id, Entry.amount, Entry.currency)
+            .where(Entry.transaction_id == tx_id)
+            .order_by(Entry.account_id, Entry.amount)
+        )
+    ]
+
+
+_LINKS = text("""
+    SELECT t.id,
+           (SELECT r.id FROM ledger.transactions r WHERE r.reverses_id = t.id) AS reversed_by_id,
+           (SELECT a.id FROM ledger.transactions a WHERE a.adjusts_id = t.id) AS adjusted_by_id
+      FROM ledger.transactions t WHERE t.id = ANY(:ids)
+""")
+
+
+def hydrate(s: Session, txs: list[Transaction]) -> list[TransactionView]:
+    """Views of `txs` with their entries and derived links, in three queries."""
+    if not txs:
+        return []
+    ids = [t.id for t in txs]
+    entries: dict[uuid.UUID, list[EntryView]] = defaultdict(list)
+    for r in s.execute(
+        select(Entry.transaction_id, Entry.id, Entry.account_id, Entry.amount, Entry.currency)
+        .where(Entry.transaction_id.in_(ids))
+        .order_by(Entry.account_id, Entry.amount)
+    ):
+        entries[r.transaction_id].append(EntryView(r.id, r.account_id, r.amount, r.currency))
+    links = {r.id: r for r in s.execute(_LINKS, {"ids": ids})}
+    return [
+        TransactionView(
+            id=t.id,
+            description=t.description,
+            status=t.status,
+            kind=t.kind,
+            effective_at=t.effective_at,
+            posted_at=t.posted_at,
+            created_at=t.created_at,
+            metadata=t.metadata_,
+            reverses_id=t.reverses_id,
+            reversed_by_id=links[t.id].reversed_by_id,
+            adjusts_id=t.adjusts_id,
+            adjusted_by_id=links[t.id].adjusted_by_id,
+            entries=entries[t.id],
+        )
+        for t in txs
+    ]
+
+
+def get_transaction(s: Session, tx_id: uuid.UUID) -> TransactionView:
+    tx = s.scalars(
+        select(Transaction).where(Transaction.id == tx_id).execution_options(populate_existing=True)
+    ).one_or_none()
+    if tx is None:
+        raise Problem("not-found")
+    return hydrate(s, [tx])[0]
+
+
+def transactions_query(
+    account_id: uuid.UUID | None = None,
+    status: str | None = None,
+    effective_from: datetime | None = None,
+    effective_to: datetime | None = None,
+    metadata_key: str | None = None,
+    metadata_value: str | None = None,
+) -> Select[Any]:
+    stmt = select(Transaction)
+    if account_id is not None:
+        stmt = stmt.where(
+            select(Entry.id)
+            .where(Entry.transaction_id == Transaction.id, Entry.account_id == account_id)
+            .exists()
+        )
+    if status is not None:
+        stmt = stmt.where(Transaction.status == status)
+    if effective_from is not None:
+        stmt = stmt.where(Transaction.effective_at >= effective_from)
+    if effective_to is not None:
+        stmt = stmt.where(Transaction.effective_at < effective_to)
+    if metadata_key is not None and metadata_value is not None:
+        stmt = stmt.where(Transaction.metadata_.contains({metadata_key: metadata_value}))
+    elif metadata_key is not None:
+        stmt = stmt.where(Transaction.metadata_.has_key(metadata_key))
+    return stmt
+
+
+_BALANCES = text("""
+    WITH d AS (
+        SELECT account_id, sum(posted) AS posted, sum(pending_dr + pending_cr) AS pending
+          FROM ledger.balance_deltas
+         WHERE account_id = ANY(:ids) AND day <= :day
+         GROUP BY account_id
+    ), later AS (
+        SELECT e.account_id,
+               sum(e.amount) FILTER (WHERE t.status = 'posted') AS posted,
+               sum(e.amount) FILTER (WHERE t.status = 'pending') AS pending
+          FROM ledger.entries e
+          JOIN ledger.transactions t ON t.tenant_id = e.tenant_id AND t.id = e.transaction_id
+         WHERE e.account_id = ANY(:ids) AND e.effective_at > :as_of AND e.effective_at < :next_day
+         GROUP BY e.account_id
+    )
+    SELECT a.id, a.currency,
+           coalesce(d.posted, 0) - coalesce(later.posted, 0) AS posted,
+           coalesce(d.pending, 0) - coalesce(later.pending, 0) AS pending
+      FROM ledger.accounts a
+      LEFT JOIN d ON d.account_id = a.id
+      LEFT JOIN later ON later.account_id = a.id
+     WHERE a.id = ANY(:ids)
+""")
+
+
+def _day_bounds(as_of: datetime) -> dict[str, Any]:
+    day = as_of.astimezone(UTC).date()
+    next_day = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    return {"day": day, "as_of": as_of, "next_day": next_day}
+
+
+def balances(
+    s: Session, account_ids: list[uuid.UUID], as_of: datetime | None = None
+) -> dict[uuid.UUID, Balance]:
+    """Posted and pending balances as of `as_of` (inclusive on effective_at; default now)."""
+    when = as_of or datetime.now(UTC)
+    rows = s.execute(_BALANCES, {"ids": list(account_ids), **_day_bounds(when)})
+    return {
+        r.id: Balance(r.id, when, int(r.posted), int(r.pending), r.currency.strip()) for r in rows
+    }
+
+
+def balance(s: Session, account_id: uuid.UUID, as_of: datetime | None = None) -> Balance:
+    found = balances(s, [account_id], as_of)
+    if account_id not in found:
+        raise Problem("not-found")
+    return found[account_id]
+
+
+def available_balance(s: Session, account_id: uuid.UUID, account_type: str) -> int:
+    """Normal-side balance over all dates, less pending outflows (for guards)."""
+    row = s.execute(
+        text(
+            "SELECT coalesce(sum(posted), 0) AS posted, coalesce(sum(pending_dr), 0) AS dr, "
+            "coalesce(sum(pending_cr), 0) AS cr FROM ledger.balance_deltas "
+            "WHERE account_id = :a"
+        ),
+        {"a": account_id},
+    ).one()
+    if account_type in DEBIT_NORMAL:
+        return int(row.posted + row.cr)
+    return int(-row.posted - row.dr)
+
+
+def accounts_query(include_archived: bool = True) -> Select[Any]:
+    stmt = select(Account)
+    if not include_archived:
+        stmt = stmt.where(Account.archived.is_(False))
+    return stmt

@@ -1,0 +1,34 @@
+"""The outbox's one entry point: every domain emits its events here, in its own transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from erp.webhooks.models import OutboxEvent
+
+#: The event types of API.md, Outbound events. Emitting another is a bug.
+EVENT_TYPES = frozenset(
+    {
+        "order.created",
+        "order.fulfilled",
+        "order.cancelled",
+        "order.returned",
+        "ledger.transaction.posted",
+        "stock.changed",
+        "stock.low",
+        "purchase_order.received",
+    }
+)
+
+
+def emit(s: Session, event_type: str, payload: dict[str, Any]) -> uuid.UUID:
+    """Write an event to the outbox; it is delivered only if this transaction commits."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    event_id = uuid.uuid4()
+    s.execute(insert(OutboxEvent).values(id=event_id, event_type=event_type, payload=payload))
+    return event_id

@@ -1,0 +1,84 @@
+-- The ledger's rules, enforced by PostgreSQL whatever the client (DESIGN.md §3).
+-- Custom SQLSTATEs (class EL) are mapped to problem+json by erp.errors:
+--   EL001 unbalanced, EL002 period-closed, EL003 immutable / bad transition.
+
+-- A new transaction: created now, posted_at only when posted, never born voided,
+-- never dated in a closed period.
+CREATE FUNCTION ledger.before_transaction_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.created_at := now();
+    IF NEW.status = 'voided' THEN
+        RAISE EXCEPTION 'a transaction cannot be created voided' USING ERRCODE = 'EL003';
+    END IF;
+    NEW.posted_at := CASE WHEN NEW.status = 'posted' THEN now() END;
+    IF EXISTS (SELECT 1 FROM ledger.periods p
+                WHERE p.period = date_trunc('month', NEW.effective_at AT TIME ZONE 'UTC')::date) THEN
+        RAISE EXCEPTION 'the period of % is closed', NEW.effective_at USING ERRCODE = 'EL002';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Only pending -> posted | voided, and nothing else about the row changes.
+CREATE FUNCTION ledger.before_transaction_update() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF OLD.status <> 'pending' OR NEW.status NOT IN ('posted', 'voided') THEN
+        RAISE EXCEPTION 'transaction % is %: it cannot become %', OLD.id, OLD.status, NEW.status
+            USING ERRCODE = 'EL003';
+    END IF;
+    IF (NEW.tenant_id, NEW.id, NEW.description, NEW.effective_at, NEW.created_at, NEW.metadata,
+        NEW.reverses_id, NEW.adjusts_id, NEW.kind, NEW.idempotency_key, NEW.request_hash)
+       IS DISTINCT FROM
+       (OLD.tenant_id, OLD.id, OLD.description, OLD.effective_at, OLD.created_at, OLD.metadata,
+        OLD.reverses_id, OLD.adjusts_id, OLD.kind, OLD.idempotency_key, OLD.request_hash) THEN
+        RAISE EXCEPTION 'only the status of a transaction changes' USING ERRCODE = 'EL003';
+    END IF;
+    NEW.posted_at := CASE WHEN NEW.status = 'posted' THEN now() END;
+    RETURN NEW;
+END
+$$;
+
+-- At commit: at least two entries, and each currency sums to zero.
+CREATE FUNCTION ledger.check_transaction_balanced() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n_entries bigint;
+    n_unbalanced bigint;
+BEGIN
+    SELECT coalesce(sum(n), 0), count(*) FILTER (WHERE total <> 0)
+      INTO n_entries, n_unbalanced
+      FROM (SELECT currency, sum(amount) AS total, count(*) AS n
+              FROM ledger.entries
+             WHERE tenant_id = NEW.tenant_id AND transaction_id = NEW.id
+             GROUP BY currency) s;
+    IF n_entries < 2 THEN
+        RAISE EXCEPTION 'transaction % has % entries; at least two are needed', NEW.id, n_entries
+            USING ERRCODE = 'EL001';
+    END IF;
+    IF n_unbalanced > 0 THEN
+        RAISE EXCEPTION 'transaction % does not sum to zero in every currency', NEW.id
+            USING ERRCODE = 'EL001';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+REVOKE ALL ON FUNCTION ledger.before_transaction_insert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ledger.before_transaction_update() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ledger.check_transaction_balanced() FROM PUBLIC;
+
+CREATE TRIGGER before_insert BEFORE INSERT ON ledger.transactions
+    FOR EACH ROW EXECUTE FUNCTION ledger.before_transaction_insert();
+CREATE TRIGGER before_update BEFORE UPDATE ON ledger.transactions
+    FOR EACH ROW EXECUTE FUNCTION ledger.before_transaction_update();
+CREATE CONSTRAINT TRIGGER balanced AFTER INSERT ON ledger.transactions
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger.check_transaction_balanced();
