@@ -269,6 +269,44 @@ def keys_revoke(tenant: str, key_id: UUID) -> None:
     click.echo(f"revoked {key_id}")
 
 
+@main.group()
+def ledger() -> None:
+    """Ledger maintenance."""
+
+
+@ledger.command("compact")
+@click.option(
+    "--keep-days",
+    default=2,
+    show_default=True,
+    type=int,
+    help="Leave this many recent days' writer slots alone.",
+)
+def ledger_compact(keep_days: int) -> None:
+    """Fold old balance-delta slots into one row per account and day (no balance changes)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from erp.extensions import db
+    from erp.tenancy import services
+
+    before = datetime.now(UTC).date() - timedelta(days=keep_days)
+    tenant_ids = [t.id for t in _ops(services.list_tenants)]
+    db.configure(_settings(), pool_size=1, max_overflow=0)
+    try:
+        for tid in tenant_ids:
+            merged = db.unit_of_work(
+                lambda s: s.execute(
+                    text("SELECT ledger.compact_balance_deltas(:d)"), {"d": before}
+                ).scalar_one(),
+                tenant=tid,
+            )
+            click.echo(f"{tid}\t{merged} rows merged")
+    finally:
+        db.dispose()
+
+
 @main.command()
 @click.argument("names", nargs=-1)
 @click.option("--quick", is_flag=True, help="Small data sets, for a smoke run.")

@@ -47,7 +47,6 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     queue_prefix: str = "erp"
-    allow_privileged_db_login: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -71,7 +70,6 @@ class Settings:
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
             log_json=_env_bool("LOG_JSON", True),
             queue_prefix=os.environ.get("QUEUE_PREFIX", "erp"),
-            allow_privileged_db_login=_env_bool("ALLOW_PRIVILEGED_DB_LOGIN", False),
         )
 
     def replace(self, **changes: object) -> Settings:
