@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, overload
 
 from flask import current_app, request
 from sqlalchemy import text
@@ -32,7 +32,7 @@ RETENTION = "interval '48 hours'"
 
 
 def validate_key(key: str) -> None:
-    if not 1 <= len(key) <= 255 or not all(0x20 < ord(c) < 0x7F for c in key):
+    if not 1 <= len(key) <= 255 or not all(0x20 <= ord(c) < 0x7F for c in key):
         raise Problem(
             "validation",
             "Idempotency-Key must be 1-255 printable ASCII characters.",
@@ -100,37 +100,62 @@ def _try_lock(s: Session, scope: str, key: str) -> bool:
     return bool(got)
 
 
-def idempotent(view: Callable[P, Any]) -> Callable[P, Any]:
-    """Make a creating route honour Idempotency-Key."""
+@overload
+def idempotent(view: Callable[P, Any], /) -> Callable[P, Any]: ...
 
-    @wraps(view)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-        key = request.headers.get(HEADER)
-        if key is None:
-            return view(*args, **kwargs)
-        validate_key(key)
-        principal = current_principal()
-        store = OPERATOR_STORE if principal.kind == "operator" else TENANT_STORE
-        scope = str(principal.id if principal.kind == "operator" else principal.tenant_id)
-        fp = fingerprint(request.method, request.path, request.get_data(cache=True))
-        s = db.session
-        if not _try_lock(s, scope, key):
-            raise Problem("idempotency-in-flight", "A request with this key is still running.")
-        prior = store.find(s, scope, key)
-        if prior is not None:
-            if prior.fingerprint != fp:
-                raise Problem(
-                    "idempotency-mismatch",
-                    "This Idempotency-Key was used with a different request.",
-                )
-            resp = current_app.response_class(
-                json.dumps(prior.body), status=prior.status_code, mimetype="application/json"
+
+@overload
+def idempotent(*, shown_once: Iterable[str]) -> Callable[[Callable[P, Any]], Callable[P, Any]]: ...
+
+
+def idempotent(
+    view: Callable[P, Any] | None = None, /, *, shown_once: Iterable[str] = ()
+) -> Callable[P, Any] | Callable[[Callable[P, Any]], Callable[P, Any]]:
+    """Make a creating route honour Idempotency-Key: `@idempotent`.
+
+    `@idempotent(shown_once=("key",))` names response fields holding a secret that is
+    revealed only at creation: they are never stored, and a replay returns the rest.
+    """
+    hidden = frozenset(shown_once)
+
+    def decorate(view: Callable[P, Any]) -> Callable[P, Any]:
+        @wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            key = request.headers.get(HEADER)
+            if key is None:
+                return view(*args, **kwargs)
+            return _run_once(key, hidden, lambda: view(*args, **kwargs))
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
+
+
+def _run_once(key: str, hidden: frozenset[str], run: Callable[[], Any]) -> Any:
+    validate_key(key)
+    principal = current_principal()
+    store = OPERATOR_STORE if principal.kind == "operator" else TENANT_STORE
+    scope = str(principal.id if principal.kind == "operator" else principal.tenant_id)
+    fp = fingerprint(request.method, request.path, request.get_data(cache=True))
+    s = db.session
+    if not _try_lock(s, scope, key):
+        raise Problem("idempotency-in-flight", "A request with this key is still running.")
+    prior = store.find(s, scope, key)
+    if prior is not None:
+        if prior.fingerprint != fp:
+            raise Problem(
+                "idempotency-mismatch",
+                "This Idempotency-Key was used with a different request.",
             )
-            resp.headers[REPLAYED] = "true"
-            return resp
-        resp = current_app.make_response(view(*args, **kwargs))
-        if 200 <= resp.status_code < 300 and resp.is_json:
-            store.save(s, scope, key, fp, resp.status_code, resp.get_json())
+        resp = current_app.response_class(
+            json.dumps(prior.body), status=prior.status_code, mimetype="application/json"
+        )
+        resp.headers[REPLAYED] = "true"
         return resp
-
-    return wrapper
+    resp = current_app.make_response(run())
+    if 200 <= resp.status_code < 300 and resp.is_json:
+        body = resp.get_json()
+        if isinstance(body, dict) and hidden:
+            body = {k: v for k, v in body.items() if k not in hidden}
+        store.save(s, scope, key, fp, resp.status_code, body)
+    return resp

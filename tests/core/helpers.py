@@ -29,9 +29,14 @@ def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
 def owner_sql(
     engine: Engine, sql: str, params: dict[str, Any] | None = None, tenant: Any = None
 ) -> list[Any]:
-    """Run `sql` as the superuser (with `app.tenant_id` set if given) and commit."""
+    """Run `sql` as the superuser and commit; with `tenant`, as erp_owner in that tenant.
+
+    erp_owner is subject to FORCE ROW LEVEL SECURITY, so a tenant's statement sees
+    that tenant's rows only; the superuser alone sees every tenant.
+    """
     with engine.begin() as conn:
         if tenant is not None:
+            conn.execute(text("SET LOCAL ROLE erp_owner"))
             conn.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant)})
         result = conn.execute(text(sql), params or {})
         return list(result) if result.returns_rows else []

@@ -102,7 +102,7 @@ def restore(tenant_id: str) -> Tenant:
 
 @ops.route("/tenants/<tenant_id>/api-keys", methods=["POST"])
 @requires_operator
-@idempotent
+@idempotent(shown_once=("key",))
 @ops.arguments(schemas.ApiKeyIn)
 @ops.response(201, schemas.ApiKeyCreatedOut)
 def issue_key(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
@@ -175,7 +175,7 @@ class ApiKeys(MethodView):
         )
 
     @requires_scope("api_keys:write")
-    @idempotent
+    @idempotent(shown_once=("key",))
     @tenant_api.arguments(schemas.ApiKeyIn)
     @tenant_api.response(201, schemas.ApiKeyCreatedOut)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
