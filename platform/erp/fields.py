@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -44,10 +45,16 @@ class Currency(ma.fields.String):
 
 
 class AwareDateTime(ma.fields.AwareDateTime):
-    """RFC 3339 with an offset; naive times are refused rather than guessed."""
+    """RFC 3339 with an offset; naive times are refused rather than guessed.
+
+    Loaded as UTC, so a time the API echoes back is UTC whatever offset was sent.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
 
 
 def parse_uuid(value: str, field: str) -> uuid.UUID:

@@ -186,6 +186,18 @@ def available_balance(s: Session, account_id: uuid.UUID, account_type: str) -> i
     return int(-row.posted - row.dr)
 
 
+def account_entries_query(account_id: uuid.UUID) -> Select[Any]:
+    """An account's entries, less those of voided transactions (they never counted)."""
+    return (
+        select(Entry)
+        .join(
+            Transaction,
+            (Transaction.tenant_id == Entry.tenant_id) & (Transaction.id == Entry.transaction_id),
+        )
+        .where(Entry.account_id == account_id, Transaction.status != "voided")
+    )
+
+
 def accounts_query(include_archived: bool = True) -> Select[Any]:
     stmt = select(Account)
     if not include_archived:

@@ -98,7 +98,7 @@ def account_entries(args: dict[str, Any], account_id: str) -> dict[str, Any]:
     account = services.get_account(db.session, parse_uuid(account_id, "account_id"))
     page = paginate(
         db.session,
-        select(Entry).where(Entry.account_id == account.id),
+        queries.account_entries_query(account.id),
         list_name=f"ledger.entries.{account.id}",
         sort=Entry.effective_at,
         id_col=Entry.id,
