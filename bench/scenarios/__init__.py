@@ -1,0 +1,23 @@
+"""The registry: every scenario, in the order `erp bench` runs them.
+
+To add one, write `bench/scenarios/<name>.py` defining `SCENARIO = Scenario(...)`
+(see bench/README.md) and add its module name here.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.core import Scenario
+
+SCENARIOS: tuple[str, ...] = ("rls_overhead",)
+
+
+def load(name: str) -> Scenario:
+    if name not in SCENARIOS:
+        raise KeyError(name)
+    module = importlib.import_module(f"bench.scenarios.{name}")
+    scenario: Scenario = module.SCENARIO
+    if scenario.name != name:
+        raise RuntimeError(f"bench/scenarios/{name}.py defines SCENARIO named {scenario.name!r}")
+    return scenario
