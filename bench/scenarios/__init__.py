@@ -10,7 +10,10 @@ import importlib
 
 from bench.core import Scenario
 
-SCENARIOS: tuple[str, ...] = ("rls_overhead",)
+SCENARIOS: tuple[str, ...] = (
+    "rls_overhead",
+    "me_rps",
+)
 
 
 def load(name: str) -> Scenario:
