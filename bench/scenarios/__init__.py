@@ -13,6 +13,7 @@ from bench.core import Scenario
 SCENARIOS: tuple[str, ...] = (
     "rls_overhead",
     "me_rps",
+    "provision_latency",
 )
 
 
