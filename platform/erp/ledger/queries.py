@@ -24,15 +24,6 @@ def find_by_idempotency_key(s: Session, key: str) -> tuple[uuid.UUID, str] | Non
     return (row[0], row[1] or "") if row else None
 
 
-def period_closed(s: Session, when: datetime) -> bool:
-    month = when.astimezone(UTC).date().replace(day=1)
-    return bool(
-        s.execute(
-            text("SELECT EXISTS (SELECT 1 FROM ledger.periods WHERE period = :m)"), {"m": month}
-        ).scalar_one()
-    )
-
-
 def entries_of(s: Session, tx_id: uuid.UUID) -> list[EntryView]:
     return [
         EntryView(r.id, r.account_id, r.amount, r.currency)

@@ -151,15 +151,29 @@ def _lock_period_shared(s: Session, when: datetime) -> None:
     )
 
 
-def _load_accounts(s: Session, cmd: PostTransaction) -> dict[uuid.UUID, Any]:
-    ids = list({e.account_id for e in cmd.entries})
+_VALIDATE = text("""
+    SELECT a.id, a.currency, a.archived, a.guard, a.type, p.closed
+      FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(
+                   current_setting('app.tenant_id') || ':period:' || :m, 0))) AS lock
+     CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM ledger.periods
+                                         WHERE period = CAST(:month AS date)) AS closed) AS p
+      LEFT JOIN ledger.accounts a ON a.id = ANY(:ids)
+""")
+
+
+def _validate(s: Session, cmd: PostTransaction, when: datetime) -> dict[uuid.UUID, Any]:
+    """One round trip: take the month's shared lock, read the accounts and whether the
+    month is closed. (The insert trigger re-checks the month with a fresh snapshot.)"""
+    month = when.astimezone(UTC).date().replace(day=1)
     rows = s.execute(
-        text(
-            "SELECT id, currency, archived, guard, type FROM ledger.accounts WHERE id = ANY(:ids)"
-        ),
-        {"ids": ids},
+        _VALIDATE,
+        {
+            "m": month.strftime("%Y-%m"),
+            "month": month,
+            "ids": list({e.account_id for e in cmd.entries}),
+        },
     ).all()
-    accounts = {r.id: r for r in rows}
+    accounts = {r.id: r for r in rows if r.id is not None}
     for i, e in enumerate(cmd.entries):
         acct = accounts.get(e.account_id)
         if acct is None:
@@ -168,6 +182,8 @@ def _load_accounts(s: Session, cmd: PostTransaction) -> dict[uuid.UUID, Any]:
             raise _field(f"entries.{i}.account_id", "The account is archived.")
         if acct.currency != e.currency:
             raise _field(f"entries.{i}.currency", f"The account's currency is {acct.currency}.")
+    if rows[0].closed:
+        raise _field("effective_at", f"The period {when:%Y-%m} is closed.", "period-closed")
     return accounts
 
 
@@ -205,6 +221,36 @@ def _check_guards(s: Session, cmd: PostTransaction, accounts: dict[uuid.UUID, An
             )
 
 
+#: The transaction, its entries and (when posted) its outbox event, in one statement.
+_INSERT = text(
+    """
+    WITH t AS (
+        INSERT INTO ledger.transactions (id, description, status, kind, effective_at,
+            metadata, reverses_id, adjusts_id, idempotency_key, request_hash)
+        VALUES (:id, :description, :status, :kind, :effective_at, CAST(:metadata AS jsonb),
+            :reverses_id, :adjusts_id, :key, :digest)
+        RETURNING created_at, posted_at
+    ), e AS (
+        INSERT INTO ledger.entries (id, transaction_id, account_id, amount, currency,
+            effective_at)
+        SELECT u.id, :id, u.account_id, u.amount, u.currency, :effective_at
+          FROM unnest(CAST(:e_ids AS uuid[]), CAST(:e_accounts AS uuid[]),
+                      CAST(:e_amounts AS bigint[]), CAST(:e_currencies AS text[]))
+               AS u(id, account_id, amount, currency)
+        RETURNING 1
+    ), o AS ("""
+    + outbox.OUTBOX_CTE.format(
+        source="t WHERE t.posted_at IS NOT NULL",
+        patch="jsonb_build_object('posted_at', t.posted_at)",
+    )
+    + """)
+    SELECT created_at, posted_at, (SELECT count(*) FROM e) AS n,
+           (SELECT count(*) FROM o) AS events
+      FROM t
+    """
+)
+
+
 def post_transaction(
     s: Session,
     cmd: PostTransaction,
@@ -227,35 +273,28 @@ def post_transaction(
             return queries.get_transaction(s, prior[0])
     check_balanced(cmd.entries)
     effective_at = cmd.effective_at or datetime.now(UTC)
-    _lock_period_shared(s, effective_at)
-    accounts = _load_accounts(s, cmd)
-    if queries.period_closed(s, effective_at):
-        raise _field("effective_at", f"The period {effective_at:%Y-%m} is closed.", "period-closed")
+    accounts = _validate(s, cmd, effective_at)
     _check_guards(s, cmd, accounts)
-    tx_id = uuid.uuid4()
     ordered = sorted(cmd.entries, key=lambda e: (str(e.account_id), e.amount))
-    entry_ids = [uuid.uuid4() for _ in ordered]
+    view = TransactionView(
+        id=uuid.uuid4(),
+        description=cmd.description,
+        status=cmd.status,
+        kind=kind,
+        effective_at=effective_at,
+        posted_at=None,
+        created_at=effective_at,
+        metadata=cmd.metadata,
+        reverses_id=reverses_id,
+        reversed_by_id=None,
+        adjusts_id=adjusts_id,
+        adjusted_by_id=None,
+        entries=[EntryView(uuid.uuid4(), e.account_id, e.amount, e.currency) for e in ordered],
+    )
     row = s.execute(
-        text("""
-            WITH t AS (
-                INSERT INTO ledger.transactions (id, description, status, kind, effective_at,
-                    metadata, reverses_id, adjusts_id, idempotency_key, request_hash)
-                VALUES (:id, :description, :status, :kind, :effective_at, CAST(:metadata AS jsonb),
-                    :reverses_id, :adjusts_id, :key, :digest)
-                RETURNING created_at, posted_at
-            ), e AS (
-                INSERT INTO ledger.entries (id, transaction_id, account_id, amount, currency,
-                    effective_at)
-                SELECT u.id, :id, u.account_id, u.amount, u.currency, :effective_at
-                  FROM unnest(CAST(:e_ids AS uuid[]), CAST(:e_accounts AS uuid[]),
-                              CAST(:e_amounts AS bigint[]), CAST(:e_currencies AS text[]))
-                       AS u(id, account_id, amount, currency)
-                RETURNING 1
-            )
-            SELECT created_at, posted_at, (SELECT count(*) FROM e) AS n FROM t
-        """),
+        _INSERT,
         {
-            "id": tx_id,
+            "id": view.id,
             "description": cmd.description,
             "status": cmd.status,
             "kind": kind,
@@ -265,32 +304,16 @@ def post_transaction(
             "adjusts_id": adjusts_id,
             "key": idempotency_key,
             "digest": digest,
-            "e_ids": entry_ids,
+            "e_ids": [e.id for e in view.entries],
             "e_accounts": [e.account_id for e in ordered],
             "e_amounts": [e.amount for e in ordered],
             "e_currencies": [e.currency for e in ordered],
+            "event_id": uuid.uuid4(),
+            "event_type": POSTED_EVENT,
+            "event_payload": json.dumps(view.event_payload()),
         },
     ).one()
-    view = TransactionView(
-        id=tx_id,
-        description=cmd.description,
-        status=cmd.status,
-        kind=kind,
-        effective_at=effective_at,
-        posted_at=row.posted_at,
-        created_at=row.created_at,
-        metadata=cmd.metadata,
-        reverses_id=reverses_id,
-        reversed_by_id=None,
-        adjusts_id=adjusts_id,
-        adjusted_by_id=None,
-        entries=[
-            EntryView(i, e.account_id, e.amount, e.currency)
-            for i, e in zip(entry_ids, ordered, strict=True)
-        ],
-    )
-    if view.status == "posted":
-        outbox.emit(s, POSTED_EVENT, view.event_payload())
+    view.posted_at, view.created_at = row.posted_at, row.created_at
     return view
 
 

@@ -25,10 +25,25 @@ EVENT_TYPES = frozenset(
 )
 
 
-def emit(s: Session, event_type: str, payload: dict[str, Any]) -> uuid.UUID:
-    """Write an event to the outbox; it is delivered only if this transaction commits."""
+#: The same insert as `emit`, as a data-modifying CTE body for hot paths that write
+#: their rows and their event in one statement. Bind :event_id, :event_type and
+#: :event_payload (JSON text); `{source}` is a CTE of the statement whose rows, if
+#: any, each emit the event, and `{patch}` an SQL jsonb expression merged into it.
+OUTBOX_CTE = """
+    INSERT INTO webhooks.outbox_events (id, event_type, payload)
+    SELECT :event_id, :event_type, CAST(:event_payload AS jsonb) || {patch} FROM {source}
+    RETURNING 1
+"""
+
+
+def check_event_type(event_type: str) -> None:
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
+
+
+def emit(s: Session, event_type: str, payload: dict[str, Any]) -> uuid.UUID:
+    """Write an event to the outbox; it is delivered only if this transaction commits."""
+    check_event_type(event_type)
     event_id = uuid.uuid4()
     s.execute(insert(OutboxEvent).values(id=event_id, event_type=event_type, payload=payload))
     return event_id
