@@ -57,6 +57,14 @@ class Template:
             section.apply(s, self.sections[section.name], base_currency)
 
 
+def _qualify(section: str, problem: str) -> str:
+    """A validator's "accounts[0].code: message" (or bare "message") -> a full field path."""
+    path, sep, message = problem.partition(": ")
+    if not sep or " " in path:  # no path: the section itself is at fault
+        return f"{section}: {problem}"
+    return f"{section}{'' if path.startswith('[') else '.'}{path}: {message}"
+
+
 def parse_template(name: str, text: str, source: str) -> Template:
     try:
         data = yaml.safe_load(text)
@@ -70,9 +78,7 @@ def parse_template(name: str, text: str, source: str) -> Template:
         if section is None:
             problems.append(f"{key}: unknown section (known: {', '.join(sorted(_SECTIONS))})")
             continue
-        problems += [
-            f"{key}.{p}" if not p.startswith("[") else f"{key}{p}" for p in section.validate(value)
-        ]
+        problems += [_qualify(key, p) for p in section.validate(value)]
     if problems:
         raise TemplateError(f"{source}: " + "; ".join(problems))
     return Template(name, data)
