@@ -44,27 +44,35 @@ BEGIN
 END
 $$;
 
--- At commit: at least two entries, and each currency sums to zero.
+-- At commit: at least two entries, and each currency sums to zero. It runs for the
+-- new transaction and again for every new entry: `SET CONSTRAINTS ... IMMEDIATE` can
+-- run the transaction's check early, and an entry added after it must not escape.
 CREATE FUNCTION ledger.check_transaction_balanced() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    tx_id uuid;
     n_entries bigint;
     n_unbalanced bigint;
 BEGIN
+    IF TG_TABLE_NAME = 'entries' THEN
+        tx_id := NEW.transaction_id;
+    ELSE
+        tx_id := NEW.id;
+    END IF;
     SELECT coalesce(sum(n), 0), count(*) FILTER (WHERE total <> 0)
       INTO n_entries, n_unbalanced
       FROM (SELECT currency, sum(amount) AS total, count(*) AS n
               FROM ledger.entries
-             WHERE tenant_id = NEW.tenant_id AND transaction_id = NEW.id
+             WHERE tenant_id = NEW.tenant_id AND transaction_id = tx_id
              GROUP BY currency) s;
     IF n_entries < 2 THEN
-        RAISE EXCEPTION 'transaction % has % entries; at least two are needed', NEW.id, n_entries
+        RAISE EXCEPTION 'transaction % has % entries; at least two are needed', tx_id, n_entries
             USING ERRCODE = 'EL001';
     END IF;
     IF n_unbalanced > 0 THEN
-        RAISE EXCEPTION 'transaction % does not sum to zero in every currency', NEW.id
+        RAISE EXCEPTION 'transaction % does not sum to zero in every currency', tx_id
             USING ERRCODE = 'EL001';
     END IF;
     RETURN NULL;
@@ -80,5 +88,8 @@ CREATE TRIGGER before_insert BEFORE INSERT ON ledger.transactions
 CREATE TRIGGER before_update BEFORE UPDATE ON ledger.transactions
     FOR EACH ROW EXECUTE FUNCTION ledger.before_transaction_update();
 CREATE CONSTRAINT TRIGGER balanced AFTER INSERT ON ledger.transactions
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger.check_transaction_balanced();
+CREATE CONSTRAINT TRIGGER balanced AFTER INSERT ON ledger.entries
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION ledger.check_transaction_balanced();
