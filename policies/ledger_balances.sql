@@ -1,6 +1,7 @@
 -- Balances are derived from entries into ledger.balance_deltas: per account, per
--- UTC day of effective_at, per slot (pg_backend_pid() % 16), so concurrent
--- writers to one hot account update different rows. erp_app may only read the
+-- UTC day of effective_at, per slot (txid_current() % 64; transactions running at
+-- the same time have near-consecutive ids), so concurrent writers to one hot
+-- account update different rows. erp_app may only read the
 -- deltas: these SECURITY DEFINER trigger functions (owner erp_owner, RLS still
 -- applies through FORCE) are the only writers.
 
@@ -19,7 +20,7 @@ BEGIN
     INSERT INTO ledger.balance_deltas AS d
            (tenant_id, id, account_id, day, slot, posted, pending_dr, pending_cr)
     SELECT e.tenant_id, gen_random_uuid(), e.account_id, (e.effective_at AT TIME ZONE 'UTC')::date,
-           (pg_backend_pid() % 16)::smallint,
+           (txid_current() % 64)::smallint,
            coalesce(sum(e.amount) FILTER (WHERE t.status = 'posted'), 0),
            coalesce(sum(e.amount) FILTER (WHERE t.status = 'pending' AND e.amount > 0), 0),
            coalesce(sum(e.amount) FILTER (WHERE t.status = 'pending' AND e.amount < 0), 0)
@@ -44,7 +45,7 @@ BEGIN
     INSERT INTO ledger.balance_deltas AS d
            (tenant_id, id, account_id, day, slot, posted, pending_dr, pending_cr)
     SELECT e.tenant_id, gen_random_uuid(), e.account_id, (e.effective_at AT TIME ZONE 'UTC')::date,
-           (pg_backend_pid() % 16)::smallint,
+           (txid_current() % 64)::smallint,
            CASE WHEN NEW.status = 'posted' THEN sum(e.amount) ELSE 0 END,
            -coalesce(sum(e.amount) FILTER (WHERE e.amount > 0), 0),
            -coalesce(sum(e.amount) FILTER (WHERE e.amount < 0), 0)
