@@ -71,7 +71,7 @@ def close_period(s: Session, value: str) -> PeriodView:
         raise Problem("conflict", f"{value} has {pending} pending transactions; post or void them.")
     closing_id = None
     if first.month == 12:
-        _require_year_closed(s, first.year)
+        _close_rest_of_year(s, first.year)
         closing_id = _post_year_end(s, first.year)
     period = Period(period=first, closed_by=current_actor.get(), closing_transaction_id=closing_id)
     s.add(period)
@@ -86,8 +86,12 @@ def close_period(s: Session, value: str) -> PeriodView:
     return _view(period)
 
 
-def _require_year_closed(s: Session, year: int) -> None:
-    """Year-end close needs January..November closed wherever they hold postings."""
+def _close_rest_of_year(s: Session, year: int) -> None:
+    """Year-end close needs January..November closed wherever they hold postings; the
+    empty ones close with the year, so no later posting lands in a closed year."""
+    months = [date(year, m, 1) for m in range(1, 12)]
+    for month in months:
+        _lock_exclusive(s, month)
     open_months = (
         s.execute(
             text("""
@@ -108,6 +112,13 @@ def _require_year_closed(s: Session, year: int) -> None:
     if open_months:
         names = ", ".join(m.strftime("%Y-%m") for m in open_months)
         raise Problem("conflict", f"Close {names} before closing the year {year}.")
+    closed = set(s.scalars(select(Period.period).where(Period.period.in_(months))))
+    for month in months:
+        if month not in closed:
+            s.add(Period(period=month, closed_by=current_actor.get()))
+            audit.tenant_event(
+                s, "ledger.period.closed", "period", month.strftime("%Y-%m"), year_end=True
+            )
 
 
 def _post_year_end(s: Session, year: int) -> object:
