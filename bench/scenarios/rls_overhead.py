@@ -7,7 +7,7 @@ as the superuser (which bypasses RLS). The same transactions then run as:
 
 - rls: erp_app, `set_config('app.tenant_id', t, true)` first, then the query
   with NO tenant filter: the policy supplies it;
-- ceiling: a BYPASSRLS login (`bench_bypass`) with an explicit
+- ceiling: a BYPASSRLS login (`bench_bypass_<run>`) with an explicit
   `WHERE tenant_id = t` (FORCE RLS filters the owner too, so the owner is no ceiling).
 
 and, to tell the GUC's statement from the policy's predicate, the ceiling's role
@@ -37,6 +37,8 @@ from bench.plans import Plan, explain, explain_generic
 from bench.servers import ScratchDatabase, login_role, scratch_database, with_database
 from bench.stats import Row, summarize
 
+#: The ceiling's login gets a per-run suffix: roles are server-wide, and two runs
+#: on one server (a bench and the smoke test) must not share or drop each other's.
 BYPASS_ROLE = "bench_bypass"
 TABLE = "bench.documents"
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
@@ -72,7 +74,7 @@ def document_uuid(tenant_no: int, n: int) -> uuid.UUID:
 _SCHEMA = f"""
 SET ROLE erp_owner;
 CREATE SCHEMA bench;
-GRANT USAGE ON SCHEMA bench TO erp_app, {BYPASS_ROLE};
+GRANT USAGE ON SCHEMA bench TO erp_app, {{bypass}};
 CREATE TABLE {TABLE} (
     tenant_id uuid NOT NULL DEFAULT app.current_tenant_id(),
     id uuid NOT NULL,
@@ -80,7 +82,7 @@ CREATE TABLE {TABLE} (
     amount bigint NOT NULL,
     memo text NOT NULL
 );
-GRANT SELECT ON {TABLE} TO erp_app, {BYPASS_ROLE};
+GRANT SELECT ON {TABLE} TO erp_app, {{bypass}};
 """
 
 # md5 gives ids the client can recompute; created_at is one row per tenant and
@@ -106,14 +108,14 @@ RESET ROLE;
 """
 
 
-def load(ctx: Context, db: ScratchDatabase) -> dict[str, Any]:
+def load(ctx: Context, db: ScratchDatabase, bypass: str) -> dict[str, Any]:
     from erp.migrate import policy_sql
 
     p = ctx.params
     with psycopg.connect(db.owner_url, autocommit=True) as conn:
-        conn.execute(f'GRANT CONNECT ON DATABASE "{db.name}" TO {BYPASS_ROLE}')
+        conn.execute(f'GRANT CONNECT ON DATABASE "{db.name}" TO {bypass}')
         with conn.transaction():
-            conn.execute(_SCHEMA)
+            conn.execute(_SCHEMA.format(bypass=bypass))
             conn.execute(policy_sql("tenant_table.sql", table=TABLE))
             conn.execute("RESET ROLE")
         started = time.perf_counter()
@@ -325,7 +327,7 @@ def _ratios(variants: list[Variant]) -> list[Ratio]:
             f"rls/ceiling {query} {mode[pipelined]}",
             _mean(by[query, "rls", pipelined]) / _mean(by[query, "ceiling", pipelined]),
             "mean transaction time as erp_app (set_config + policy, no tenant filter) / "
-            f"as {BYPASS_ROLE} with WHERE tenant_id (= ceiling ops/s / rls ops/s), "
+            "as a BYPASSRLS login with WHERE tenant_id (= ceiling ops/s / rls ops/s), "
             + mode[pipelined],
             target=1.10,
             goal=1.05,
@@ -347,12 +349,13 @@ def _ratios(variants: list[Variant]) -> list[Ratio]:
 
 def run(ctx: Context) -> Result:
     p = ctx.params
+    bypass = f"{BYPASS_ROLE}_{uuid.uuid4().hex[:8]}"
     with (
-        login_role(ctx.servers, BYPASS_ROLE, "BYPASSRLS") as password,
+        login_role(ctx.servers, bypass, "BYPASSRLS") as password,
         scratch_database(ctx.servers, "rls") as db,
     ):
-        data = load(ctx, db)
-        bypass_url = with_database(db.owner_url, db.name, BYPASS_ROLE, password)
+        data = load(ctx, db, bypass)
+        bypass_url = with_database(db.owner_url, db.name, bypass, password)
         plan_texts, checks, notes = plans(ctx, db.app_url, bypass_url)
         ctx.log(f"measuring {p['transactions']} transactions per variant, 12 variants")
         variants = measure(ctx, db.app_url, bypass_url)
@@ -377,7 +380,7 @@ def run(ctx: Context) -> Result:
         for pipe in (False, True)
         for q in ("point", "range")
     }
-    extra = {"data": data, "plans": plan_texts, "p50_ratios": p50_ratios}
+    extra = {"data": data, "plans": plan_texts, "p50_ratios": p50_ratios, "bypass_role": bypass}
     return Result(rows, _ratios(variants), checks, extra, notes)
 
 
