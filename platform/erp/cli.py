@@ -30,8 +30,13 @@ def _migration_url(settings: Settings) -> str:
 
 
 def _ops(fn: Callable[[Any], T], actor: str = "system:cli") -> T:
-    """Run `fn(session)` as an operator would (erp_ops), committed."""
+    """Run `fn(session)` as an operator would (erp_ops), committed.
+
+    A refusal of the rules (unknown tenant, wrong state, bad scope) is a one-line
+    error and exit status 1, not a traceback.
+    """
     from erp.context import current_actor
+    from erp.errors import Problem
     from erp.extensions import db
 
     settings = _settings()
@@ -39,9 +44,27 @@ def _ops(fn: Callable[[Any], T], actor: str = "system:cli") -> T:
     token = current_actor.set(actor)
     try:
         return db.unit_of_work(fn, tenant=None, role="erp_ops")
+    except Problem as exc:
+        fields = "".join(f"\n  {k}: {'; '.join(v)}" for k, v in (exc.errors or {}).items())
+        raise click.ClickException(f"{exc.slug}: {exc.detail}{fields}") from exc
     finally:
         current_actor.reset(token)
         db.dispose()
+
+
+def _load(schema: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Check command-line input with the API's own schema, as a route would."""
+    import marshmallow as ma
+
+    from erp.errors import flatten_errors
+
+    try:
+        loaded: dict[str, Any] = schema().load(data)
+    except ma.ValidationError as exc:
+        errors = sorted(flatten_errors(exc.messages).items())
+        fields = "".join(f"\n  {k}: {'; '.join(v)}" for k, v in errors)
+        raise click.ClickException(f"validation: invalid input{fields}") from exc
+    return loaded
 
 
 @click.group()
@@ -121,11 +144,10 @@ def _tenant_line(t: Any) -> str:
 @click.option("--currency", "base_currency", default="USD", show_default=True)
 @click.option("--template", default="default", show_default=True)
 def tenants_create(slug: str, name: str, base_currency: str, template: str) -> None:
-    from erp.tenancy import services
+    from erp.tenancy import schemas, services
 
-    cmd = services.ProvisionTenant(
-        slug=slug, name=name, base_currency=base_currency, template=template
-    )
+    body = {"slug": slug, "name": name, "base_currency": base_currency, "template": template}
+    cmd = services.ProvisionTenant(**_load(schemas.TenantIn, body))
     tenant, created = _ops(lambda s: services.provision_tenant(s, cmd))
     click.echo(("created\t" if created else "exists\t") + _tenant_line(tenant))
 
@@ -236,17 +258,13 @@ def keys() -> None:
 @click.option("--scope", "scopes", multiple=True, required=True, help="Repeat for each scope.")
 def keys_create(tenant: str, name: str, scopes: tuple[str, ...]) -> None:
     """Issue a key; printed once, on the last line."""
-    from erp.db import acting_in_tenant
-    from erp.tenancy import services
+    from erp.tenancy import schemas, services
 
     env = _settings().api_key_env
+    cmd = services.CreateApiKey(**_load(schemas.ApiKeyIn, {"name": name, "scopes": list(scopes)}))
 
     def issue(s: Any) -> str:
-        tid = _tenant_id(tenant)(s)
-        with acting_in_tenant(s, tid):
-            _key, raw = services.create_api_key(
-                s, services.CreateApiKey(name=name, scopes=list(scopes)), env, None
-            )
+        _key, raw = services.issue_tenant_key(s, _tenant_id(tenant)(s), cmd, env)
         return raw
 
     raw = _ops(issue)
@@ -258,12 +276,10 @@ def keys_create(tenant: str, name: str, scopes: tuple[str, ...]) -> None:
 @click.argument("tenant")
 @click.argument("key_id", type=click.UUID)
 def keys_revoke(tenant: str, key_id: UUID) -> None:
-    from erp.db import acting_in_tenant
     from erp.tenancy import services
 
     def revoke(s: Any) -> None:
-        with acting_in_tenant(s, _tenant_id(tenant)(s)):
-            services.revoke_api_key(s, key_id)
+        services.revoke_tenant_key(s, _tenant_id(tenant)(s), key_id)
 
     _ops(revoke)
     click.echo(f"revoked {key_id}")

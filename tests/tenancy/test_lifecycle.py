@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from tests.conftest import TenantHandle
+from tests.conftest import ALL_SCOPES, TenantHandle
 from tests.core.helpers import assert_problem, owner_sql
 
 
@@ -162,8 +162,10 @@ def test_every_operator_action_is_audited(
         "tenant.deleted",
         "tenant.reactivated",
         "tenant.suspended",
+        "api_key.issued",
         "tenant.provisioned",
     ]
+    assert events[4]["details"] == {"key_id": str(tenant.key_id), "scopes": ALL_SCOPES}
     for event in events:
         assert event["tenant_id"] == str(tenant.id)
         assert event["tenant_slug"] == tenant.slug
@@ -188,4 +190,5 @@ def test_failed_actions_are_not_audited(
     client: Any, ops_headers: dict[str, str], tenant: TenantHandle
 ) -> None:
     client.post(f"/ops/v1/tenants/{tenant.id}/reactivate", headers=ops_headers)  # 409
-    assert [e["action"] for e in _events(client, ops_headers, tenant.id)] == ["tenant.provisioned"]
+    actions = [e["action"] for e in _events(client, ops_headers, tenant.id)]
+    assert actions == ["api_key.issued", "tenant.provisioned"]

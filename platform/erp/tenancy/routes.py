@@ -9,7 +9,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from erp.db import acting_in_tenant
 from erp.errors import Problem
 from erp.extensions import db
 from erp.fields import parse_uuid
@@ -107,14 +106,9 @@ def restore(tenant_id: str) -> Tenant:
 @ops.response(201, schemas.ApiKeyCreatedOut)
 def issue_key(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     """Issue an API key in a tenant (e.g. its first); the key is shown only here."""
-    tid = parse_uuid(tenant_id, "tenant_id")
-    tenant = services.get_tenant(db.session, tid)
-    if tenant.status != "active":
-        raise Problem("conflict", f"The tenant is {tenant.status}.")
-    with acting_in_tenant(db.session, tid):
-        key, raw = services.create_api_key(
-            db.session, services.CreateApiKey(**body), _env(), grantor_scopes=None
-        )
+    key, raw = services.issue_tenant_key(
+        db.session, parse_uuid(tenant_id, "tenant_id"), services.CreateApiKey(**body), _env()
+    )
     return _key_out(key, raw)
 
 

@@ -244,8 +244,28 @@ def create_api_key(
     return key, credentials.format_api_key(env, public_id, secret)
 
 
-def list_api_keys(s: Session) -> Any:
-    return select(ApiKey)
+def issue_tenant_key(
+    s: Session, tenant_id: uuid.UUID, cmd: CreateApiKey, env: str
+) -> tuple[ApiKey, str]:
+    """An operator (or the CLI) issues a key in an active tenant; audited on both sides."""
+    tenant = get_tenant(s, tenant_id)
+    if tenant.status != "active":
+        raise Problem("conflict", f"The tenant is {tenant.status}.")
+    with acting_in_tenant(s, tenant_id):
+        key, raw = create_api_key(s, cmd, env, grantor_scopes=None)
+    audit.operator_event(
+        s, "api_key.issued", tenant.id, tenant.slug, key_id=str(key.id), scopes=key.scopes
+    )
+    return key, raw
+
+
+def revoke_tenant_key(s: Session, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    """An operator (or the CLI) revokes a key of a tenant; audited on both sides."""
+    tenant = get_tenant(s, tenant_id)
+    with acting_in_tenant(s, tenant_id):
+        key = revoke_api_key(s, key_id)
+    audit.operator_event(s, "api_key.revoked", tenant.id, tenant.slug, key_id=str(key.id))
+    return key
 
 
 def revoke_api_key(s: Session, key_id: uuid.UUID) -> ApiKey:
