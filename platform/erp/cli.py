@@ -85,9 +85,17 @@ def main() -> None:
 @click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
 @click.option("--threads", default=4, type=int)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the API under gunicorn."""
+    """Run the API under gunicorn (refused if DATABASE_URL could bypass row-level security)."""
+    from erp.db import PrivilegedLoginError, assert_unprivileged, make_engine
     from erp.server import run_gunicorn
 
+    engine = make_engine(_settings(), pool_size=1, max_overflow=0)
+    try:
+        assert_unprivileged(engine)
+    except PrivilegedLoginError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
     run_gunicorn(host, port, workers, threads)
 
 
