@@ -7,6 +7,7 @@ tenant-scoped transaction, and must be safe to run twice.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -14,6 +15,7 @@ from uuid import UUID
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import event
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from erp.db import TenantSession
 
+log = logging.getLogger("erp.jobs")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -30,7 +33,7 @@ _PENDING = "erp_jobs_after_commit"
 
 class _Connection:
     def __init__(self, redis_url: str, prefix: str) -> None:
-        self.redis = Redis.from_url(redis_url)
+        self.redis = Redis.from_url(redis_url, socket_connect_timeout=5)
         self.prefix = prefix
 
 
@@ -90,7 +93,12 @@ def _flush_jobs(session: Session) -> None:
         from erp.extensions import queue as job_queue
 
         for func, args, qname in pending:
-            job_queue.enqueue(func, *args, queue=qname)
+            try:
+                job_queue.enqueue(func, *args, queue=qname)
+            except RedisError:
+                # The transaction is committed: failing the request now would invite a
+                # duplicate retry. What must not be lost goes through the outbox instead.
+                log.exception("could not enqueue %s after commit", func)
 
 
 @event.listens_for(TenantSession, "after_rollback")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -98,6 +99,25 @@ def test_a_request_enqueues_after_its_commit_and_not_on_failure(
         assert client.post("/test/enqueue/ok").status_code == 200
         assert [j.args for j in q.get_jobs()] == [["ok"]]
         q.empty()
+
+
+def test_a_lost_queue_after_commit_does_not_fail_the_committed_request(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(redis_url="redis://127.0.0.1:1/0")
+
+    @app.post("/test/enqueue")
+    def enqueue() -> Any:
+        db.session.execute(text("SELECT 1"))
+        enqueue_after_commit(db.session, NOOP, "lost")
+        return {"ok": True}
+
+    with caplog.at_level(logging.ERROR, logger="erp.jobs"):
+        r = app.test_client().post("/test/enqueue")
+    assert r.status_code == 200
+    assert any(
+        rec.getMessage() == f"could not enqueue {NOOP} after commit" for rec in caplog.records
+    )
 
 
 def test_a_tenant_job_sees_only_its_tenant(
