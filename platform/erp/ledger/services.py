@@ -50,6 +50,10 @@ def create_account(s: Session, cmd: NewAccount) -> Account:
             f"An account with code {cmd.code!r} exists.",
             errors={"code": ["Already used."]},
         )
+    if cmd.role is not None and s.scalar(
+        select(Account.id).where(Account.role == cmd.role, Account.currency == cmd.currency)
+    ):
+        raise _role_taken(cmd)
     account = Account(
         code=cmd.code,
         name=cmd.name,
@@ -63,13 +67,27 @@ def create_account(s: Session, cmd: NewAccount) -> Account:
     try:
         with s.begin_nested():
             s.flush()
-    except IntegrityError as exc:  # a concurrent create of the same code
+    except IntegrityError as exc:  # a concurrent create of the same code or role
+        if _constraint(exc) == "uq_accounts_role":
+            raise _role_taken(cmd) from exc
         raise Problem(
             "conflict",
             f"An account with code {cmd.code!r} exists.",
             errors={"code": ["Already used."]},
         ) from exc
     return account
+
+
+def _role_taken(cmd: NewAccount) -> Problem:
+    return Problem(
+        "conflict",
+        f"A {cmd.role} account in {cmd.currency} exists.",
+        errors={"role": [f"Already used in {cmd.currency}."]},
+    )
+
+
+def _constraint(exc: IntegrityError) -> str:
+    return getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or ""
 
 
 def get_account(s: Session, account_id: uuid.UUID) -> Account:
@@ -405,8 +423,7 @@ def reverse(s: Session, tx_id: uuid.UUID, effective_at: datetime | None = None) 
         with s.begin_nested():
             return post_transaction(s, cmd, kind="reversal", reverses_id=original.id)
     except IntegrityError as exc:
-        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None) or ""
-        if "reverses_id" in constraint:
+        if "reverses_id" in _constraint(exc):
             raise Problem("conflict", "The transaction was reversed concurrently.") from exc
         raise
 
