@@ -253,3 +253,12 @@ def test_unknown_and_malformed_account_ids(books: Books) -> None:
     assert_problem(books.get(f"/accounts/{uuid.uuid4()}"), 404, "not-found")
     assert_problem(books.get(f"/accounts/{uuid.uuid4()}/balance"), 404, "not-found")
     assert_field_problem(books.get("/accounts/nope"), 422, "validation", "account_id")
+
+
+def test_one_retained_earnings_account_per_currency(books: Books) -> None:
+    r = _create(books, code="3101", type="equity", role="retained_earnings")
+    body = assert_field_problem(r, 409, "conflict", "role")
+    assert "3101" not in body["detail"]
+    r = _create(books, code="3102", type="equity", role="retained_earnings", currency="EUR")
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["role"] == "retained_earnings"
