@@ -178,3 +178,17 @@ def test_a_database_error_never_leaks_its_text(
     assert leak not in body
     assert "SELECT" not in body
     assert "psycopg" not in body
+
+
+def test_an_unreachable_database_is_503_with_retry_after(
+    make_app: AppFactory, tenant: TenantHandle, ops_headers: dict[str, str]
+) -> None:
+    app = make_app(database_url="postgresql://erp_app:x@127.0.0.1:1/nowhere")
+    client = app.test_client()
+    for r in (
+        client.get("/api/v1/me", headers=tenant.headers),
+        client.get("/ops/v1/tenants", headers=ops_headers),
+    ):
+        assert_problem(r, 503, "unavailable")
+        assert r.headers["Retry-After"]
+        assert "127.0.0.1:1" not in r.get_data(as_text=True)

@@ -289,3 +289,43 @@ def test_revoked_operator_token_is_401(
         {"e": email},
     )
     assert_problem(client.get("/ops/v1/tenants", headers=headers), 401, "unauthorized")
+
+
+# -- keys issued by an operator ---------------------------------------------------------
+
+
+def test_operator_issues_a_key_shown_once(
+    client: Any, ops_headers: dict[str, str], tenant: TenantHandle
+) -> None:
+    body = {"name": "ops key", "scopes": ["ledger:write"]}
+    headers = {**ops_headers, "Idempotency-Key": f"issue-{tenant.id}"}
+    r = client.post(f"/ops/v1/tenants/{tenant.id}/api-keys", json=body, headers=headers)
+    assert r.status_code == 201, r.get_json()
+    created = r.get_json()
+    assert created["created_by"].startswith("operator:")
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {created['key']}"})
+    assert me.get_json()["scopes"] == ["ledger:write"]
+    again = client.post(f"/ops/v1/tenants/{tenant.id}/api-keys", json=body, headers=headers)
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "key" not in again.get_json()
+    assert again.get_json()["id"] == created["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "k", "scopes": ["ledger:own"]}, "scopes"),
+        ({"name": "k", "scopes": []}, "scopes"),
+        (
+            {"name": "k", "scopes": ["ledger:read"], "expires_at": "2000-01-01T00:00:00Z"},
+            "expires_at",
+        ),
+        ({"scopes": ["ledger:read"]}, "name"),
+    ],
+)
+def test_operator_key_validation(
+    client: Any, ops_headers: dict[str, str], tenant: TenantHandle, body: Any, field: str
+) -> None:
+    r = client.post(f"/ops/v1/tenants/{tenant.id}/api-keys", json=body, headers=ops_headers)
+    assert field in assert_problem(r, 422, "validation")["errors"]
