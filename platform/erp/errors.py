@@ -87,7 +87,10 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(messages, Mapping):
         for key, value in messages.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema" and prefix:  # about the object at `prefix` as a whole
+                path = prefix
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             out.update(flatten_errors(value, path))
     elif isinstance(messages, list | tuple) and all(isinstance(m, str) for m in messages):
         out[prefix or "_schema"] = [str(m) for m in messages]
