@@ -270,6 +270,10 @@ def acting_in_tenant(session: Session, tenant: UUID) -> Iterator[None]:
         bind_tenant(session, tenant)
         yield
         session.flush()
+        # Deferred constraint triggers (the ledger's balance check) run at COMMIT with
+        # whatever tenant is set then: fire them now, while this tenant is set.
+        session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+        session.execute(text("SET CONSTRAINTS ALL DEFERRED"))
         session.execute(text("SELECT set_config('app.tenant_id', '', true)"))
         set_local_role(session, role)
     finally:

@@ -43,8 +43,10 @@ _SECTIONS: dict[str, Section] = {}
 
 def register_section(name: str, validate: Validator, apply: Applier, order: int = 100) -> None:
     """Called by a domain's services module: it provisions `name` from templates."""
-    _SECTIONS[name] = Section(name, validate, apply, order)
-    load_template.cache_clear()
+    section = Section(name, validate, apply, order)
+    if _SECTIONS.get(name) != section:
+        _SECTIONS[name] = section
+        load_template.cache_clear()
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,15 @@ def _qualify(section: str, problem: str) -> str:
     return f"{section}{'' if path.startswith('[') else '.'}{path}: {message}"
 
 
+def _ensure_sections() -> None:
+    """Every domain's sections, whether or not an app was created (CLI, dev server)."""
+    from erp.domains import register_sections
+
+    register_sections()
+
+
 def parse_template(name: str, text: str, source: str) -> Template:
+    _ensure_sections()
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
