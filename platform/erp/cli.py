@@ -248,9 +248,14 @@ def operators() -> None:
 @click.argument("email")
 def operators_create(email: str) -> None:
     """Create an operator; its token is printed once, on the last line."""
+    from psycopg.errors import UniqueViolation
+
     from erp.tenancy.purge import create_operator_as_owner
 
-    token = create_operator_as_owner(_migration_url(_settings()), email)
+    try:
+        token = create_operator_as_owner(_migration_url(_settings()), email)
+    except UniqueViolation as exc:
+        raise click.ClickException(f"an operator {email} exists already") from exc
     click.echo(f"operator {email} created; token:")
     click.echo(token)
 

@@ -44,7 +44,8 @@ def test_operators_create_prints_a_working_token_last(erp: Any, client: Any) -> 
     r = client.get("/ops/v1/tenants", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
     again = erp("operators", "create", email, ok=False)
-    assert again.exit_code != 0
+    assert again.exit_code == 1
+    assert "exists already" in again.stderr
 
 
 def test_tenant_lifecycle_from_the_cli(

@@ -99,8 +99,7 @@ def test_delete_stops_keys_and_restore_brings_them_back(
     assert purge_after > datetime.now(UTC) + timedelta(days=29)
 
     r = client.get("/api/v1/me", headers=tenant.headers)
-    assert r.status_code in (401, 403)
-    assert r.mimetype == "application/problem+json"
+    assert "deleting" in assert_problem(r, 403, "tenant-suspended")["detail"]
 
     r = client.post(f"/ops/v1/tenants/{tenant.id}/restore", headers=ops_headers)
     assert r.status_code == 200, r.get_json()

@@ -53,8 +53,10 @@ def _resolve_api_key(s: Session, cred: credentials.Credential) -> Principal:
         raise _unauthorized("The API key is not valid.")
     if row.expires_at is not None and row.expires_at <= now:
         raise _unauthorized("The API key has expired.")
-    if row.tenant_status != "active":
-        raise Problem("tenant-suspended", "The tenant is suspended; its credentials do not work.")
+    if row.tenant_status != "active":  # suspended, or deleted and awaiting its purge
+        raise Problem(
+            "tenant-suspended", f"The tenant is {row.tenant_status}; its credentials do not work."
+        )
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
         _touch(s, row.tenant_id, row.key_id)
     return Principal(
