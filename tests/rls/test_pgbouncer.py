@@ -189,46 +189,60 @@ def test_alternating_clients_share_one_server_session_and_never_leak(
 
 
 def test_a_session_level_setting_would_leak_so_the_harness_can_see_leaks(
-    bouncer: Bouncer, seeded: Seeded
+    bouncer: Bouncer, seeded: Seeded, settings: Settings
 ) -> None:
-    """Why the GUC must be transaction-local: a session-level one crosses clients here."""
+    """Why the GUC must be transaction-local: a session-level one crosses clients here.
+
+    The app's own transactions are immune even then: each pins its tenant (or '')
+    as its first statement, over whatever the server session carries.
+    """
+    database = _bounced_database(bouncer, settings)
     with bouncer.connect(autocommit=True) as careless, bouncer.connect(autocommit=True) as other:
         try:
             careless.execute("SELECT set_config('app.tenant_id', %s, false)", [str(seeded.a.id)])
             guc, count = _outside(other)
             assert guc == str(seeded.a.id)
             assert count > 0
+            assert database.unit_of_work(_observe, tenant=None) == (set(), set())
+            assert database.unit_of_work(_observe, tenant=seeded.b.id)[0] == {seeded.b.id}
         finally:
             careless.execute("RESET app.tenant_id")
+            database.dispose()
         assert _outside(other)[1] == 0
 
 
-def test_the_apps_sessions_through_pgbouncer_concurrently(
-    bouncer: Bouncer, seeded: Seeded, settings: Settings, owner_engine: Engine
-) -> None:
-    """Two threads, two tenants, the app's own Database (its tenant hook) over one session."""
+def _bounced_database(bouncer: Bouncer, settings: Settings) -> Database:
+    """The app's Database (its tenant hook, its engine options) through pgbouncer."""
     database = Database()
     database.configure(
         settings.replace(database_url=bouncer.url, db_prepare_threshold=None),
         pool_size=2,
         max_overflow=0,
     )
+    return database
+
+
+def _observe(s: Session) -> tuple[set[Any], set[Any]]:
+    rows = s.execute(text("SELECT tenant_id, id FROM iam.api_keys")).all()
+    return {r[0] for r in rows}, {r[1] for r in rows}
+
+
+def test_the_apps_sessions_through_pgbouncer_concurrently(
+    bouncer: Bouncer, seeded: Seeded, settings: Settings, owner_engine: Engine
+) -> None:
+    """Two threads, two tenants, the app's own Database (its tenant hook) over one session."""
+    database = _bounced_database(bouncer, settings)
     errors: list[str] = []
     done: list[uuid.UUID] = []
 
     def work(tenant: uuid.UUID) -> None:
         expected = _key_ids(owner_engine, tenant)
-
-        def observe(s: Session) -> tuple[set[Any], set[Any]]:
-            rows = s.execute(text("SELECT tenant_id, id FROM iam.api_keys")).all()
-            return {r[0] for r in rows}, {r[1] for r in rows}
-
         try:
             for i in range(ROUNDS // 2):
-                tenants, keys = database.unit_of_work(observe, tenant=tenant)
+                tenants, keys = database.unit_of_work(_observe, tenant=tenant)
                 if tenants != {tenant} or keys != expected:
                     errors.append(f"{tenant} round {i}: saw {tenants}")
-                empty = database.unit_of_work(observe, tenant=None)
+                empty = database.unit_of_work(_observe, tenant=None)
                 if empty != (set(), set()):
                     errors.append(f"no tenant, round {i}: saw {empty[0]}")
             done.append(tenant)
