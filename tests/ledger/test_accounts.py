@@ -172,14 +172,16 @@ def test_list_pages_with_a_cursor_newest_first(books: Books) -> None:
     assert {a["code"] for a in seen[:3]} == {"9000", "9001", "9002"}
 
 
-def test_list_refuses_bad_limits_and_cursors(books: Books) -> None:
+def test_list_refuses_bad_limits_and_cursors(shared: Books) -> None:
     for query in ({"limit": "0"}, {"limit": "201"}, {"limit": "x"}):
-        assert_field_problem(books.get("/accounts", query_string=query), 422, "validation", "limit")
-    bad = books.get("/accounts", query_string={"cursor": "garbage"})
+        assert_field_problem(
+            shared.get("/accounts", query_string=query), 422, "validation", "limit"
+        )
+    bad = shared.get("/accounts", query_string={"cursor": "garbage"})
     assert_field_problem(bad, 422, "validation", "cursor")
     # a cursor of one list is no good for another
-    cursor = books.get("/accounts", query_string={"limit": "1"}).get_json()["next_cursor"]
-    other_list = books.get("/transactions", query_string={"cursor": cursor})
+    cursor = shared.get("/accounts", query_string={"limit": "1"}).get_json()["next_cursor"]
+    other_list = shared.get("/transactions", query_string={"cursor": cursor})
     assert_field_problem(other_list, 422, "validation", "cursor")
 
 

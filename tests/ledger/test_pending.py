@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from erp.http import ErpFlask
 from tests.conftest import make_tenant
 from tests.core.helpers import assert_problem
 from tests.ledger.checks import assert_field_problem, counts
-from tests.ledger.conftest import Books
+from tests.ledger.conftest import Books, open_books
 
 
 def _hold(books: Books, amount: int = 700) -> dict[str, Any]:
@@ -79,16 +80,21 @@ def test_posting_for_less_books_the_difference_back(books: Books) -> None:
     assert tb["totals"] == [{"currency": "USD", "debit": 500, "credit": 500}]
 
 
-@pytest.mark.parametrize(
-    "amount",
-    [701, 0, -5, 10.5, "500", True],
-)
-def test_a_bad_amount_to_post_is_refused(books: Books, owner_engine: Engine, amount: Any) -> None:
-    hold = _hold(books)
+@pytest.fixture(scope="module")
+def held(app: ErpFlask, ops_headers: dict[str, str]) -> tuple[Books, dict[str, Any]]:
+    """A tenant holding 700 in one pending transaction, for the refused settlements."""
+    books = open_books(app.test_client(), ops_headers)
+    return books, _hold(books)
+
+
+@pytest.mark.parametrize("amount", [701, 0, -5, 10.5, "500", True])
+def test_a_bad_amount_to_post_is_refused(
+    held: tuple[Books, dict[str, Any]], owner_engine: Engine, amount: Any
+) -> None:
+    books, hold = held
     before = counts(owner_engine, books.tenant.id)
-    assert_field_problem(
-        _settle(books, hold, "post", {"amount": amount}), 422, "validation", "amount"
-    )
+    r = _settle(books, hold, "post", {"amount": amount})
+    assert_field_problem(r, 422, "validation", "amount")
     assert counts(owner_engine, books.tenant.id) == before
     assert books.get(f"/transactions/{hold['id']}").get_json()["status"] == "pending"
     assert _both(books, "1000") == (0, -700)

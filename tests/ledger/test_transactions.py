@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from erp.http import ErpFlask
 from tests.conftest import make_tenant
 from tests.core.helpers import assert_problem
 from tests.ledger.checks import assert_field_problem, counts
-from tests.ledger.conftest import Books
+from tests.ledger.conftest import Books, open_books
 
 T = "2024-03-10T12:00:00Z"
 T_MINUS_1US = "2024-03-10T11:59:59.999999Z"
@@ -110,25 +111,31 @@ def test_idempotency_key_replays_the_posting(books: Books, owner_engine: Engine)
 # -- lists ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def dated(books: Books) -> dict[str, dict[str, Any]]:
+@pytest.fixture(scope="module")
+def shared(app: ErpFlask, ops_headers: dict[str, str]) -> Books:
+    """A tenant for the tests that only read (after `dated`) or are refused."""
+    return open_books(app.test_client(), ops_headers)
+
+
+@pytest.fixture(scope="module")
+def dated(shared: Books) -> dict[str, dict[str, Any]]:
     """Five transactions in early 2024; b and c share their effective_at."""
     return {
-        "e": books.post([("1000", 10), ("3000", -10)], effective_at="2024-02-10T09:00:00Z"),
-        "a": books.post(
+        "e": shared.post([("1000", 10), ("3000", -10)], effective_at="2024-02-10T09:00:00Z"),
+        "a": shared.post(
             [("1000", 100), ("4000", -100)],
             effective_at="2024-03-01T00:00:00Z",
             metadata={"order": "A1", "channel": "web"},
         ),
-        "b": books.post(
+        "b": shared.post(
             [("6000", 50), ("1010", -50)],
             effective_at="2024-03-15T12:00:00Z",
             metadata={"order": "B2"},
         ),
-        "c": books.post(
+        "c": shared.post(
             [("1000", 70), ("4000", -70)], effective_at="2024-03-15T12:00:00Z", status="pending"
         ),
-        "d": books.post(
+        "d": shared.post(
             [("1100", 30), ("4000", -30)],
             effective_at="2024-04-01T00:00:00Z",
             metadata={"channel": "pos"},
@@ -144,15 +151,15 @@ def _names(books: Books, dated: dict[str, dict[str, Any]], **query: str) -> list
 
 
 def test_list_is_newest_first_by_effective_at_then_id(
-    books: Books, dated: dict[str, dict[str, Any]]
+    shared: Books, dated: dict[str, dict[str, Any]]
 ) -> None:
-    items = books.get("/transactions?limit=200").get_json()["items"]
+    items = shared.get("/transactions?limit=200").get_json()["items"]
     keys = [(at(tx["effective_at"]), tx["id"]) for tx in items]
     assert keys == sorted(keys, reverse=True)
     assert items[0]["id"] == dated["d"]["id"]
-    assert sorted(_names(books, dated)[1:3]) == ["b", "c"]
-    assert _names(books, dated)[3:] == ["a", "e"]
-    assert items[-1] == books.get(f"/transactions/{dated['e']['id']}").get_json()
+    assert sorted(_names(shared, dated)[1:3]) == ["b", "c"]
+    assert _names(shared, dated)[3:] == ["a", "e"]
+    assert items[-1] == shared.get(f"/transactions/{dated['e']['id']}").get_json()
 
 
 @pytest.mark.parametrize(
@@ -172,18 +179,18 @@ def test_list_is_newest_first_by_effective_at_then_id(
     ],
 )  # fmt: skip
 def test_list_filters(
-    books: Books, dated: dict[str, dict[str, Any]], query: dict[str, str], expected: set[str]
+    shared: Books, dated: dict[str, dict[str, Any]], query: dict[str, str], expected: set[str]
 ) -> None:
-    assert set(_names(books, dated, **query)) == expected
+    assert set(_names(shared, dated, **query)) == expected
 
 
 def test_list_filters_by_account_and_combines_filters(
-    books: Books, dated: dict[str, dict[str, Any]]
+    shared: Books, dated: dict[str, dict[str, Any]]
 ) -> None:
-    cash, revenue = books.accounts["1000"], books.accounts["4000"]
-    assert _names(books, dated, account_id=cash) == ["c", "a", "e"]
-    assert _names(books, dated, account_id=revenue, status="posted") == ["d", "a"]
-    assert _names(books, dated, account_id=str(uuid.uuid4())) == []
+    cash, revenue = shared.accounts["1000"], shared.accounts["4000"]
+    assert _names(shared, dated, account_id=cash) == ["c", "a", "e"]
+    assert _names(shared, dated, account_id=revenue, status="posted") == ["d", "a"]
+    assert _names(shared, dated, account_id=str(uuid.uuid4())) == []
 
 
 @pytest.mark.parametrize(
@@ -197,8 +204,8 @@ def test_list_filters_by_account_and_combines_filters(
         ({"limit": "500"}, "limit"),
     ],
 )
-def test_list_refuses_bad_filters(books: Books, query: dict[str, str], field: str) -> None:
-    assert_field_problem(books.get("/transactions", query_string=query), 422, "validation", field)
+def test_list_refuses_bad_filters(shared: Books, query: dict[str, str], field: str) -> None:
+    assert_field_problem(shared.get("/transactions", query_string=query), 422, "validation", field)
 
 
 def _walk(books: Books, limit: int, **query: str) -> list[str]:
@@ -218,15 +225,15 @@ def _walk(books: Books, limit: int, **query: str) -> list[str]:
 
 
 def test_cursor_pages_have_no_duplicates_or_gaps(
-    books: Books, dated: dict[str, dict[str, Any]]
+    shared: Books, dated: dict[str, dict[str, Any]]
 ) -> None:
-    whole = [tx["id"] for tx in books.get("/transactions?limit=200").get_json()["items"]]
+    whole = [tx["id"] for tx in shared.get("/transactions?limit=200").get_json()["items"]]
     assert len(whole) == 5
     for limit in (1, 2, 3):
-        assert _walk(books, limit) == whole
-    cash = books.accounts["1000"]
-    assert _walk(books, 1, account_id=cash) == [dated[n]["id"] for n in ("c", "a", "e")]
-    last = books.get("/transactions?limit=5").get_json()
+        assert _walk(shared, limit) == whole
+    cash = shared.accounts["1000"]
+    assert _walk(shared, 1, account_id=cash) == [dated[n]["id"] for n in ("c", "a", "e")]
+    last = shared.get("/transactions?limit=5").get_json()
     assert last["next_cursor"] is None
 
 
@@ -288,8 +295,8 @@ def test_future_dated_postings_count_only_from_their_date(books: Books) -> None:
 
 
 @pytest.mark.parametrize("as_of", ["yesterday", "2024-03-10", "2024-03-10T12:00:00"])
-def test_balance_refuses_a_bad_as_of(books: Books, as_of: str) -> None:
-    r = books.get(f"/accounts/{books.accounts['1000']}/balance", query_string={"as_of": as_of})
+def test_balance_refuses_a_bad_as_of(shared: Books, as_of: str) -> None:
+    r = shared.get(f"/accounts/{shared.accounts['1000']}/balance", query_string={"as_of": as_of})
     assert_field_problem(r, 422, "validation", "as_of")
 
 
