@@ -17,7 +17,12 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 from uuid import UUID
 
+import psycopg
 from flask import Flask, current_app, g, has_app_context
+from psycopg import errors as psycopg_errors
+from psycopg import generators as psycopg_generators
+from psycopg import pq
+from psycopg import sql as pg_sql
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -45,8 +50,55 @@ class TenantSession(Session):
     """A session whose transactions are scoped to `current_tenant`."""
 
 
+class PinnedConnection(psycopg.Connection[Any]):
+    """A psycopg connection that sends BEGIN and the tenant pin in one round trip.
+
+    psycopg opens a transaction lazily, with its own BEGIN round trip before the
+    first statement. Here that BEGIN carries `set_config('app.tenant_id', ...,
+    true)` (and the role) for the tenant current at that moment, and records what
+    it pinned, so the `after_begin` hook only needs a statement of its own when
+    the pin does not match.
+    """
+
+    pinned: tuple[str, str | None] | None = None
+
+    def _start_query(self) -> Any:
+        idle = self.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        if self._autocommit or self._pipeline or not idle:
+            yield from super()._start_query()
+            return
+        want = _wanted_pin()
+        self.pgconn.send_query(
+            self._get_tx_start_command() + b"; " + _pin_sql(*want).as_bytes(self)
+        )
+        results = yield from psycopg_generators.execute(self.pgconn)
+        for result in results:
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                raise psycopg_errors.error_from_result(result, encoding=self.pgconn._encoding)
+        self.pinned = want
+
+
+def _wanted_pin() -> tuple[str, str | None]:
+    tenant, role = current_tenant.get(), current_db_role.get()
+    if role is not None and role not in ALLOWED_ROLES:
+        raise ValueError(f"role {role!r} may not be assumed")
+    return ("" if tenant is None else str(tenant), role)
+
+
+def _pin_sql(tenant: str, role: str | None) -> pg_sql.Composed:
+    pin = pg_sql.SQL("SELECT set_config('app.tenant_id', {}, true)").format(pg_sql.Literal(tenant))
+    if role is None:
+        return pin
+    return pg_sql.SQL("{}, set_config('role', {}, true)").format(pin, pg_sql.Literal(role))
+
+
 @event.listens_for(TenantSession, "after_begin")
 def _pin_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    dbapi = connection.connection.dbapi_connection
+    if isinstance(dbapi, PinnedConnection):
+        status = dbapi.pgconn.transaction_status
+        if status == pq.TransactionStatus.IDLE or dbapi.pinned == _wanted_pin():
+            return  # the BEGIN psycopg sends next carries the pin, or already did
     pin_connection(connection, current_tenant.get(), current_db_role.get())
 
 
@@ -118,6 +170,10 @@ def make_engine(
     options.update(overrides)
     engine = create_engine(sqlalchemy_url(url or settings.database_url), **options)
     timeout_ms = int(settings.db_statement_timeout_ms)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return PinnedConnection.connect(*cargs, **cparams)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
