@@ -179,7 +179,14 @@ _VALIDATE = text("""
 """)
 
 
-def _validate(s: Session, cmd: PostTransaction, when: datetime) -> dict[uuid.UUID, Any]:
+#: Transactions the ledger books itself: they settle what was booked before, so an
+#: account archived since (archiving stops new entries) does not stop them.
+_SYSTEM_KINDS = frozenset({"adjustment", "closing"})
+
+
+def _validate(
+    s: Session, cmd: PostTransaction, when: datetime, *, allow_archived: bool = False
+) -> dict[uuid.UUID, Any]:
     """One round trip: take the month's shared lock, read the accounts and whether the
     month is closed. (The insert trigger re-checks the month with a fresh snapshot.)"""
     month = when.astimezone(UTC).date().replace(day=1)
@@ -196,7 +203,7 @@ def _validate(s: Session, cmd: PostTransaction, when: datetime) -> dict[uuid.UUI
         acct = accounts.get(e.account_id)
         if acct is None:
             raise _field(f"entries.{i}.account_id", "Unknown account.")
-        if acct.archived:
+        if acct.archived and not allow_archived:
             raise _field(f"entries.{i}.account_id", "The account is archived.")
         if acct.currency != e.currency:
             raise _field(f"entries.{i}.currency", f"The account's currency is {acct.currency}.")
@@ -291,7 +298,7 @@ def post_transaction(
             return queries.get_transaction(s, prior[0])
     check_balanced(cmd.entries)
     effective_at = cmd.effective_at or datetime.now(UTC)
-    accounts = _validate(s, cmd, effective_at)
+    accounts = _validate(s, cmd, effective_at, allow_archived=kind in _SYSTEM_KINDS)
     _check_guards(s, cmd, accounts)
     ordered = sorted(cmd.entries, key=lambda e: (str(e.account_id), e.amount))
     view = TransactionView(
