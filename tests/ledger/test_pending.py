@@ -156,3 +156,16 @@ def test_settling_an_unknown_or_foreign_transaction_is_not_found(
         assert_problem(r, 404, "not-found")
         assert_problem(_settle(books, {"id": uuid.uuid4()}, action), 404, "not-found")
     assert books.get(f"/transactions/{hold['id']}").get_json()["status"] == "pending"
+
+
+def test_a_hold_on_an_archived_account_still_settles(books: Books) -> None:
+    """Archiving stops new entries, not the settling of a hold made before it."""
+    hold = _hold(books)
+    r = books.call("PATCH", f"/accounts/{books.accounts['6000']}", json={"archived": True})
+    assert r.status_code == 200
+    r = _settle(books, hold, "post", {"amount": 500})
+    assert r.status_code == 200, r.get_json()
+    assert _both(books, "6000") == (500, 0)
+    # a reversal is new business, and is refused
+    r = books.call("POST", f"/transactions/{hold['id']}/reverse", json={})
+    assert "archived" in assert_problem(r, 422, "validation")["detail"]

@@ -234,3 +234,15 @@ def test_after_year_end_no_month_of_that_year_takes_postings(books: Books) -> No
     assert_field_problem(r, 422, "period-closed", "effective_at")
     assert books.balance("4000", as_of=YEAR_END)["posted"] == 0
     books.post([("1000", 1), ("4000", -1)], effective_at="2025-01-01T00:00:00Z")
+
+
+def test_year_end_also_closes_archived_accounts(books: Books) -> None:
+    """Archiving stops new entries from clients, not the year-end close of a balance."""
+    books.post([("1000", 800), ("4000", -800)], effective_at="2024-04-01T00:00:00Z")
+    r = books.call("PATCH", f"/accounts/{books.accounts['4000']}", json={"archived": True})
+    assert r.status_code == 200
+    assert _close(books, "2024-04").status_code == 200
+    r = _close(books, "2024-12")
+    assert r.status_code == 200, r.get_json()
+    assert books.balance("4000", as_of=YEAR_END)["posted"] == 0
+    assert books.balance("3100", as_of=YEAR_END)["posted"] == -800
