@@ -6,11 +6,12 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from erp.http import ErpFlask
 from tests.conftest import make_tenant
 from tests.core.helpers import assert_problem
-from tests.ledger.checks import assert_field_problem
+from tests.ledger.checks import assert_field_problem, counts
 from tests.ledger.conftest import Books, open_books
 
 ACCOUNTS = "/api/v1/ledger/accounts"
@@ -264,3 +265,38 @@ def test_one_retained_earnings_account_per_currency(books: Books) -> None:
     r = _create(books, code="3102", type="equity", role="retained_earnings", currency="EUR")
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["role"] == "retained_earnings"
+
+
+def test_a_guarded_account_never_goes_below_zero(books: Books, owner_engine: Engine) -> None:
+    r = _create(books, code="1300", name="Wallet", guard="non_negative")
+    books.accounts["1300"] = r.get_json()["id"]
+    books.post([("1300", 1000), ("3000", -1000)])
+    hold = books.post([("6000", 600), ("1300", -600)], status="pending")
+    before = counts(owner_engine, books.tenant.id)
+    r = books.call(
+        "POST",
+        "/transactions",
+        json={
+            "description": "too much",
+            "entries": [
+                {"account_id": books.accounts["6000"], "amount": 500, "currency": "USD"},
+                {"account_id": books.accounts["1300"], "amount": -500, "currency": "USD"},
+            ],
+        },
+    )
+    assert_field_problem(r, 422, "insufficient-funds", "entries.1.amount")
+    assert counts(owner_engine, books.tenant.id) == before
+    assert books.call("POST", f"/transactions/{hold['id']}/void").status_code == 200
+    books.post([("6000", 500), ("1300", -500)])
+    books.post([("6000", 500), ("1300", -500)])
+    books.post([("6000", 1), ("1300", -1)], expect=422)
+    assert books.balance("1300")["posted"] == 0
+
+
+def test_a_cursor_of_another_tenant_is_refused(
+    books: Books, client: Any, ops_headers: dict[str, str]
+) -> None:
+    cursor = books.get("/accounts", query_string={"limit": "2"}).get_json()["next_cursor"]
+    other = make_tenant(client, ops_headers)
+    r = client.get(ACCOUNTS, query_string={"limit": "2", "cursor": cursor}, headers=other.headers)
+    assert_field_problem(r, 422, "validation", "cursor")
