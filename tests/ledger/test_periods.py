@@ -38,7 +38,9 @@ def test_closing_a_month(books: Books, owner_engine: Engine) -> None:
     assert body["closed_by"] == f"api_key:{books.tenant.key_id}"
     assert datetime.now(UTC) - datetime.fromisoformat(body["closed_at"]) < timedelta(minutes=1)
     assert _close(books, "2024-01").status_code == 200
-    listed = books.get("/periods").get_json()["items"]
+    page = books.get("/periods").get_json()
+    assert page["next_cursor"] is None
+    listed = page["items"]
     assert [p["period"] for p in listed] == ["2024-03", "2024-01"]
     assert listed[0] == body
     audit = owner_sql(

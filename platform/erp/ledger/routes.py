@@ -215,7 +215,7 @@ def reverse_transaction(body: dict[str, Any], tx_id: str) -> TransactionView:
 @blp.response(200, schemas.PeriodList)
 def list_periods() -> dict[str, Any]:
     """Closed periods, latest first (months without a row are open)."""
-    return {"items": periods.list_periods(db.session)}
+    return {"items": periods.list_periods(db.session), "next_cursor": None}
 
 
 @blp.route("/periods/<period>/close", methods=["POST"])

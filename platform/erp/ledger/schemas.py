@@ -172,8 +172,8 @@ class PeriodOut(ma.Schema):
     closing_transaction_id = ma.fields.UUID(allow_none=True)
 
 
-class PeriodList(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(PeriodOut))
+#: At most twelve rows a year, so one page; the shape is every list's (API.md).
+PeriodList = page_schema(PeriodOut, "PeriodList")
 
 
 class RangeArgs(ma.Schema):
