@@ -36,7 +36,9 @@ def upgrade() -> None:
             created_at timestamptz NOT NULL DEFAULT now(),
             updated_at timestamptz NOT NULL DEFAULT now(),
             delete_after timestamptz,
-            CHECK ((status = 'deleting') = (delete_after IS NOT NULL))
+            status_before_delete text CHECK (status_before_delete IN ('active', 'suspended')),
+            CHECK ((status = 'deleting') = (delete_after IS NOT NULL)),
+            CHECK ((status = 'deleting') = (status_before_delete IS NOT NULL))
         );
         GRANT SELECT, INSERT, UPDATE ON platform.tenants TO erp_ops;
         GRANT SELECT ON platform.tenants TO erp_auth;

@@ -33,6 +33,8 @@ class Tenant(Base):
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     delete_after: Mapped[datetime | None] = mapped_column()
+    #: While deleting: the status `restore` brings back (status_reason is kept as is).
+    status_before_delete: Mapped[str | None] = mapped_column(Text)
 
 
 class Operator(Base):

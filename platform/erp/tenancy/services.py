@@ -139,16 +139,12 @@ def reactivate_tenant(s: Session, tenant_id: uuid.UUID) -> Tenant:
     return _transition(s, tenant_id, ("suspended",), "tenant.reactivated", change)
 
 
-#: While deleting, status_reason keeps what restore brings back: "previous:<status>:<reason>".
-_PREVIOUS = "previous:"
-
-
 def delete_tenant(s: Session, tenant_id: uuid.UUID, grace: timedelta) -> Tenant:
     """Schedule the purge; the tenant's credentials stop working now."""
     purge_at = datetime.now(UTC) + grace
 
     def change(t: Tenant) -> None:
-        t.status_reason = f"{_PREVIOUS}{t.status}:{t.status_reason or ''}"
+        t.status_before_delete = t.status
         t.status, t.delete_after = "deleting", purge_at
 
     return _transition(
@@ -165,11 +161,8 @@ def restore_tenant(s: Session, tenant_id: uuid.UUID) -> Tenant:
     def change(t: Tenant) -> None:
         if t.delete_after is not None and t.delete_after <= datetime.now(UTC):
             raise Problem("conflict", "The grace period is over; the tenant is being purged.")
-        previous, _, reason = (t.status_reason or "").removeprefix(_PREVIOUS).partition(":")
-        if previous not in ("active", "suspended"):
-            previous = "active"
-        t.status = previous
-        t.status_reason = (reason or None) if previous == "suspended" else None
+        t.status = t.status_before_delete or "active"
+        t.status_before_delete = None
         t.delete_after = None
 
     return _transition(s, tenant_id, ("deleting",), "tenant.restored", change)
