@@ -22,7 +22,9 @@ BEGIN
 END
 $$;
 
--- Only pending -> posted | voided, and nothing else about the row changes.
+-- Only pending -> posted | voided, and nothing else about the row changes; never in a
+-- closed period (closing refuses a month with pending transactions; this holds for
+-- every writer, not only for close_period).
 CREATE FUNCTION ledger.before_transaction_update() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -38,6 +40,10 @@ BEGIN
        (OLD.tenant_id, OLD.id, OLD.description, OLD.effective_at, OLD.created_at, OLD.metadata,
         OLD.reverses_id, OLD.adjusts_id, OLD.kind, OLD.idempotency_key, OLD.request_hash) THEN
         RAISE EXCEPTION 'only the status of a transaction changes' USING ERRCODE = 'EL003';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ledger.periods p
+                WHERE p.period = date_trunc('month', OLD.effective_at AT TIME ZONE 'UTC')::date) THEN
+        RAISE EXCEPTION 'the period of % is closed', OLD.effective_at USING ERRCODE = 'EL002';
     END IF;
     NEW.posted_at := CASE WHEN NEW.status = 'posted' THEN now() END;
     RETURN NEW;
