@@ -349,6 +349,36 @@ def test_nothing_is_dated_in_a_closed_period(app_url: str, books: Books) -> None
     )
 
 
+def test_a_pending_transaction_in_a_closed_period_stays_pending(app_url: str, books: Books) -> None:
+    """Closing refuses a month with pending transactions; a raw period row written around
+    that check still does not let one be settled into the closed month."""
+    month = _last_month_start()
+    held = books.post(
+        [("6000", 700), ("1000", -700)],
+        status="pending",
+        effective_at=(month + timedelta(days=2)).isoformat(),
+    )
+    r = books.call("POST", f"/periods/{month:%Y-%m}/close")
+    assert r.status_code == 409, r.get_json()
+    with psycopg.connect(app_url) as conn:
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(books.tenant.id),))
+        conn.execute(
+            "INSERT INTO ledger.periods (id, period, closed_by) "
+            "VALUES (gen_random_uuid(), %s, 'raw sql')",
+            (month.date(),),
+        )
+        conn.commit()
+    for status in ("posted", "voided"):
+        sql = "UPDATE ledger.transactions SET status = %s WHERE id = %s"
+        assert refused(app_url, books.tenant.id, sql, (status, held["id"])) == PERIOD_CLOSED
+    for action in ("post", "void"):
+        r = books.call("POST", f"/transactions/{held['id']}/{action}", json={})
+        assert r.status_code == 422, r.get_json()
+        assert r.get_json()["type"].endswith("/period-closed")
+    cash = books.balance("1000")
+    assert (cash["posted"], cash["pending"]) == (0, -700)
+
+
 def test_a_raw_transaction_that_follows_the_rules_is_accepted(app_url: str, books: Books) -> None:
     """The refusals above are the rules, not a blanket ban: a correct insert commits."""
     tx_sql, tx = new_tx()
