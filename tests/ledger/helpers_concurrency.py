@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -191,8 +192,11 @@ def tenant_scalar(app_url: str, tenant: uuid.UUID, sql: str, params: Any = None)
     return rows[0][0]
 
 
-def entry_sums(app_url: str, tenant: uuid.UUID) -> dict[str, dict[str, int]]:
-    """Per account id: the sum of its posted and of its pending entries, read from entries."""
+def entry_sums(
+    app_url: str, tenant: uuid.UUID, as_of: datetime | None = None
+) -> dict[str, dict[str, int]]:
+    """Per account id: the sum of its posted and of its pending entries (effective_at <= as_of),
+    read from the entries themselves, not from the balance deltas."""
     rows = tenant_rows(
         app_url,
         tenant,
@@ -202,6 +206,8 @@ def entry_sums(app_url: str, tenant: uuid.UUID) -> dict[str, dict[str, int]]:
              FROM ledger.entries e
              JOIN ledger.transactions t
                ON t.tenant_id = e.tenant_id AND t.id = e.transaction_id
+            WHERE %(as_of)s::timestamptz IS NULL OR e.effective_at <= %(as_of)s
             GROUP BY e.account_id""",
+        {"as_of": as_of},
     )
     return {r[0]: {"posted": int(r[1]), "pending": int(r[2])} for r in rows}

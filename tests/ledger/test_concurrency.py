@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from sqlalchemy import text
 
 from erp.errors import Problem
 from erp.extensions import db
@@ -28,6 +32,7 @@ from tests.ledger.helpers_concurrency import (
     Reply,
     entry_sums,
     serve,
+    tenant_rows,
     tenant_scalar,
     together,
 )
@@ -42,6 +47,15 @@ UNGUARDED = ("U1", "U2")
 def live_url(app: ErpFlask) -> Iterator[str]:
     with serve(app) as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _release_connections(app: ErpFlask) -> Iterator[None]:
+    """A race leaves up to THREADS idle pooled connections; hand them back to the server
+    (max_connections is shared by every xdist worker)."""
+    yield
+    with app.app_context():
+        db.dispose()
 
 
 @pytest.fixture
@@ -404,3 +418,151 @@ def test_pending_holds_count_against_the_guard(live: LiveBooks, app_url: str) ->
     assert watcher.lowest is not None
     assert watcher.lowest >= 0
     assert_books_consistent(app_url, live)
+
+
+# -- closing a month while postings into it race --------------------------------------------
+
+
+def _last_month() -> datetime:
+    first = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first - timedelta(days=1)).replace(day=1)
+
+
+def test_closing_a_month_races_postings_into_it(live: LiveBooks, app_url: str) -> None:
+    """Close waits for the month's postings and refuses while one is pending; once it
+    succeeds no posting lands in the month and none is left pending there."""
+    month = _last_month()
+    path = f"/periods/{month:%Y-%m}/close"
+    posters, per_thread = THREADS - 1, 10
+    closed = threading.Event()
+
+    def poster(i: int) -> list[tuple[str, Reply, bool]]:
+        rng = random.Random(4000 + i)
+        out: list[tuple[str, Reply, bool]] = []
+        for n in range(500):
+            after_close = closed.is_set()
+            at = month + timedelta(seconds=rng.randint(0, 27 * 86400))
+            # pending holds early on only, or the close could wait for a moment without any
+            status = "pending" if n < per_thread and rng.random() < 0.3 else "posted"
+            reply = live.post(
+                [("1000", 10), ("4000", -10)], effective_at=at.isoformat(), status=status
+            )
+            out.append(("post", reply, after_close))
+            if after_close:
+                return out
+            if reply.status == 201 and status == "pending":
+                action = rng.choice(["post", "void"])
+                settled = live.call("POST", f"/transactions/{reply.body['id']}/{action}", {})
+                out.append(("settle", settled, False))
+        raise AssertionError("the month never closed")
+
+    def closer() -> list[tuple[str, Reply, bool]]:
+        out: list[tuple[str, Reply, bool]] = []
+        while True:
+            reply = live.call("POST", path)
+            out.append(("close", reply, False))
+            if reply.status != 409:
+                closed.set()
+                return out
+            time.sleep(0.01)
+
+    replies = [
+        r
+        for batch in together(posters + 1, lambda i: closer() if i == posters else poster(i))
+        for r in batch
+    ]
+    closes = [r for kind, r, _ in replies if kind == "close"]
+    assert closes[-1].status == 200, closes[-1].body
+    assert all(r.slug == "conflict" for r in closes[:-1])
+    for kind, reply, after_close in replies:
+        if kind == "post" and after_close:
+            assert (reply.status, reply.slug) == (422, "period-closed"), reply.body
+        elif kind == "post":
+            assert reply.status == 201 or reply.slug == "period-closed", reply.body
+        elif kind == "settle":
+            assert reply.status == 200, reply.body
+    in_month = tenant_rows(
+        app_url,
+        live.tenant.id,
+        "SELECT status, count(*) FROM ledger.transactions WHERE kind <> 'closing' "
+        "AND effective_at >= %s AND effective_at < %s::timestamptz + interval '1 month' "
+        "GROUP BY status",
+        (month, month),
+    )
+    assert "pending" not in dict(in_month)
+    created = sum(1 for kind, r, _ in replies if kind == "post" and r.status == 201)
+    assert sum(n for _, n in in_month) == created
+    assert_books_consistent(app_url, live)
+
+
+# -- folding balance deltas while postings land on the same days --------------------------------
+
+
+def test_compaction_races_postings(app: ErpFlask, live: LiveBooks, app_url: str) -> None:
+    done = threading.Event()
+    today = datetime.now(UTC)
+
+    def poster(i: int) -> list[Reply]:
+        rng = random.Random(5000 + i)
+        out = []
+        for _ in range(20):
+            at = today - timedelta(seconds=rng.randint(0, 4 * 86400))
+            src, dst = rng.sample(["1000", "1010", "1100"], 2)
+            amount = rng.randint(1, 500)
+            status = rng.choice(["posted", "posted", "pending"])
+            reply = live.post(
+                [(src, -amount), (dst, amount)], effective_at=at.isoformat(), status=status
+            )
+            out.append(reply)
+            if reply.status == 201 and status == "pending" and rng.random() < 0.5:
+                out.append(live.call("POST", f"/transactions/{reply.body['id']}/void", {}))
+        return out
+
+    def compactor() -> int:
+        merged = 0
+        tomorrow = (today + timedelta(days=1)).date()
+        with app.app_context():
+            while not done.is_set():
+                merged += db.unit_of_work(
+                    lambda s: int(
+                        s.execute(
+                            text("SELECT ledger.compact_balance_deltas(:d)"), {"d": tomorrow}
+                        ).scalar_one()
+                    ),
+                    tenant=live.tenant.id,
+                )
+                time.sleep(0.005)
+        return merged
+
+    finished: list[int] = []
+
+    def work(i: int) -> Any:
+        if i == 0:
+            return compactor()
+        try:
+            return poster(i)
+        finally:
+            finished.append(i)
+            if len(finished) == n_posters:
+                done.set()
+
+    n_posters = 11
+    results = together(n_posters + 1, work)
+    assert results[0] > 0, "compaction never merged anything: the test proves little"
+    replies = [r for batch in results[1:] for r in batch]
+    assert {r.status for r in replies} <= {200, 201}, [r.body for r in replies if r.status >= 300]
+    assert_books_consistent(app_url, live)
+    for days in (1, 2, 3):
+        as_of = today - timedelta(days=days)
+        expected = entry_sums(app_url, live.tenant.id, as_of)
+        for code in ("1000", "1010", "1100"):
+            account_id = live.accounts[code]
+            reply = live.call(
+                "GET", f"/accounts/{account_id}/balance?as_of={quote(as_of.isoformat())}"
+            )
+            assert reply.status == 200, reply.body
+            want = expected.get(account_id, {"posted": 0, "pending": 0})
+            assert (reply.body["posted"], reply.body["pending"]) == (
+                want["posted"],
+                want["pending"],
+            )
