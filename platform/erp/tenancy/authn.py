@@ -1,4 +1,4 @@
-"""Resolve the caller of a request into a Principal, in its own short transaction.
+"""Resolve the caller of a request into a Principal, before the request's transaction.
 
 API keys are found through `app.lookup_api_key` (the one SECURITY DEFINER
 function), before any tenant is known; the tenant then comes from the key row
@@ -8,13 +8,13 @@ alone. Nothing the client sends can name another tenant.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from erp import credentials
-from erp.db import bind_tenant
 from erp.errors import Problem
 from erp.extensions import db
 from erp.principals import Principal, TenantRef
@@ -40,14 +40,22 @@ def authenticate_api_key(raw: str | None) -> Principal:
     cred = credentials.parse_api_key(raw) if raw else None
     if cred is None:
         raise _unauthorized()
-    return db.unit_of_work(lambda s: _resolve_api_key(s, cred), tenant=None)
+    return _resolve_api_key(cred)
 
 
-def _resolve_api_key(s: Session, cred: credentials.Credential) -> Principal:
-    row = s.execute(
-        text("SELECT * FROM app.lookup_api_key(:public_id, :secret_hash)"),
-        {"public_id": cred.public_id, "secret_hash": cred.secret_hash},
-    ).first()
+_LOOKUP = text("SELECT * FROM app.lookup_api_key(:public_id, :secret_hash)")
+
+
+def _lookup(cred: credentials.Credential) -> Any:
+    """One statement, one round trip: autocommit, no tenant (the definer needs none)."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return conn.execute(
+            _LOOKUP, {"public_id": cred.public_id, "secret_hash": cred.secret_hash}
+        ).first()
+
+
+def _resolve_api_key(cred: credentials.Credential) -> Principal:
+    row = _lookup(cred)
     now = datetime.now(UTC)
     if row is None or row.revoked_at is not None:
         raise _unauthorized("The API key is not valid.")
@@ -58,7 +66,7 @@ def _resolve_api_key(s: Session, cred: credentials.Credential) -> Principal:
             "tenant-suspended", f"The tenant is {row.tenant_status}; its credentials do not work."
         )
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
-        _touch(s, row.tenant_id, row.key_id)
+        db.unit_of_work(lambda s: _touch(s, row.key_id), tenant=row.tenant_id)
     return Principal(
         kind="api_key",
         id=row.key_id,
@@ -68,9 +76,8 @@ def _resolve_api_key(s: Session, cred: credentials.Credential) -> Principal:
     )
 
 
-def _touch(s: Session, tenant_id: UUID, key_id: UUID) -> None:
+def _touch(s: Session, key_id: UUID) -> None:
     """Write last_used_at at most once a minute per key (the WHERE makes racers no-ops)."""
-    bind_tenant(s, tenant_id)
     s.execute(
         text(
             "UPDATE iam.api_keys SET last_used_at = now() WHERE id = :id "
