@@ -179,6 +179,7 @@ def make_engine(
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         with dbapi_conn.cursor() as cur:
             cur.execute(f"SET statement_timeout = {timeout_ms}")
+            cur.execute("SET TIME ZONE 'UTC'")  # timestamps leave the database in UTC
         dbapi_conn.commit()
 
     if check_privileges:

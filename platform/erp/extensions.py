@@ -5,7 +5,10 @@ The flask-smorest `Api` is made per app (its spec belongs to one app).
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask_smorest import Api as _SmorestApi
+from flask_smorest import Blueprint as _SmorestBlueprint
+from webargs.flaskparser import FlaskParser
 
 from erp.db import Database
 from erp.jobs import JobQueue
@@ -16,6 +19,13 @@ class Api(_SmorestApi):  # type: ignore[misc]
 
     def _register_error_handlers(self) -> None:
         """Errors are handled by erp.errors.register_error_handlers."""
+
+
+class Blueprint(_SmorestBlueprint):  # type: ignore[misc]
+    """flask-smorest's Blueprint, refusing unknown query parameters too (422), so a
+    typo such as `?acount_id=` never silently widens a list."""
+
+    ARGUMENTS_PARSER = FlaskParser(unknown=ma.RAISE)
 
 
 db = Database()

@@ -4,12 +4,13 @@ day of `as_of`, less the entries of that same day dated after `as_of`."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, or_, select, text
 from sqlalchemy.orm import Session
 
 from erp.errors import Problem
@@ -85,6 +86,16 @@ def get_transaction(s: Session, tx_id: uuid.UUID) -> TransactionView:
     return hydrate(s, [tx])[0]
 
 
+def _as_json(value: str) -> list[Any]:
+    """A query-string value matches metadata holding it as a string, or as the number
+    or boolean it spells ("5" matches {"n": 5} and {"n": "5"})."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return [value]
+    return [value, parsed] if isinstance(parsed, int | float | bool) else [value]
+
+
 def transactions_query(
     account_id: uuid.UUID | None = None,
     status: str | None = None,
@@ -107,7 +118,14 @@ def transactions_query(
     if effective_to is not None:
         stmt = stmt.where(Transaction.effective_at < effective_to)
     if metadata_key is not None and metadata_value is not None:
-        stmt = stmt.where(Transaction.metadata_.contains({metadata_key: metadata_value}))
+        stmt = stmt.where(
+            or_(
+                *(
+                    Transaction.metadata_.contains({metadata_key: v})
+                    for v in _as_json(metadata_value)
+                )
+            )
+        )
     elif metadata_key is not None:
         stmt = stmt.where(Transaction.metadata_.has_key(metadata_key))
     return stmt

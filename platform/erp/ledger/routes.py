@@ -6,10 +6,9 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from erp.extensions import db
+from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
 from erp.idempotency import HEADER, idempotent
 from erp.ledger import periods, queries, reports, schemas, services
@@ -193,7 +192,7 @@ def post_pending(body: dict[str, Any], tx_id: str) -> TransactionView:
 
 @blp.route("/transactions/<tx_id>/void", methods=["POST"])
 @requires_scope("ledger:write")
-@blp.arguments(schemas.SettleIn)
+@blp.arguments(schemas.VoidIn)
 @blp.response(200, schemas.TransactionOut)
 def void_pending(body: dict[str, Any], tx_id: str) -> TransactionView:
     """Void a pending transaction: its entries stop counting anywhere."""

@@ -132,6 +132,10 @@ class TransactionListArgs(ListArgs):
             raise ma.ValidationError("metadata_value needs metadata_key.", "metadata_value")
 
 
+class VoidIn(ma.Schema):
+    """No fields: voiding takes no amount."""
+
+
 class SettleIn(ma.Schema):
     amount = StrictInt(load_default=None, allow_none=True, validate=ma.validate.Range(min=1))
 

@@ -6,11 +6,10 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from erp.errors import Problem
-from erp.extensions import db
+from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
 from erp.idempotency import idempotent
 from erp.pagination import ListArgs, Page, paginate
