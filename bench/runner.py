@@ -140,7 +140,7 @@ def _num(x: float, digits: int = 2) -> str:
 def format_table(scenario: Scenario, result: Result, duration_s: float) -> str:
     rows = [
         (
-            r.label + (" [ceiling]" if r.ceiling else ""),
+            r.label + (f" [{r.role or 'ceiling'}]" if r.ceiling else ""),
             str(r.count),
             _num(r.ops_per_s, 1),
             _num(r.mean_ms, 3),

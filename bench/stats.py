@@ -46,6 +46,9 @@ class Row:
     errors: int = 0
     ceiling: bool = False
     note: str = ""
+    #: What a `ceiling` row is, when "ceiling" would mislead: e.g. "comparison" for
+    #: the naive query a faster design is measured against (printed in the table).
+    role: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -59,6 +62,7 @@ def summarize(
     errors: int = 0,
     ceiling: bool = False,
     note: str = "",
+    role: str = "",
 ) -> Row:
     """A Row from per-operation latencies (seconds).
 
@@ -81,4 +85,5 @@ def summarize(
         errors=errors,
         ceiling=ceiling,
         note=note,
+        role=role,
     )
