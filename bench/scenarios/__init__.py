@@ -14,6 +14,11 @@ SCENARIOS: tuple[str, ...] = (
     "rls_overhead",
     "me_rps",
     "provision_latency",
+    "ledger_post_service",
+    "ledger_post_api",
+    "ledger_hot_account",
+    "ledger_balance_read",
+    "ledger_trial_balance",
 )
 
 

@@ -26,6 +26,52 @@ TINY = {
     },
     "me_rps": {"clients": 2, "seconds": 0.5, "rounds": 1, "warmup_s": 0.1},
     "provision_latency": {"count": 2, "warmup": 0},
+    # pgbench runs whole seconds (at least 1 s, plus a 1 s warm-up) where it is installed
+    "ledger_post_service": {
+        "processes": 2,
+        "threads": 2,
+        "assets": 20,
+        "revenues": 2,
+        "seconds": 0.5,
+        "rounds": 1,
+        "warmup_s": 0.1,
+    },
+    "ledger_post_api": {
+        "processes": 1,
+        "threads": 2,
+        "clients": 2,
+        "assets": 20,
+        "revenues": 2,
+        "seconds": 0.5,
+        "rounds": 1,
+        "warmup_s": 0.1,
+    },
+    "ledger_hot_account": {
+        "processes": 1,
+        "threads": 2,
+        "assets": 20,
+        "revenues": 2,
+        "seconds": 0.5,
+        "rounds": 1,
+        "warmup_s": 0.1,
+    },
+    "ledger_balance_read": {
+        "hot_entries": 2000,
+        "lines": 4,
+        "contra_accounts": 2,
+        "days": 30,
+        "reads": 20,
+        "round_size": 10,
+        "warmup": 2,
+        "naive_runs": 1,
+    },
+    "ledger_trial_balance": {
+        "entries": 2000,
+        "accounts": 20,
+        "days": 10,
+        "runs": 2,
+        "naive_runs": 1,
+    },
 }
 
 RUN = """
@@ -64,7 +110,7 @@ def test_runner_writes_a_result_per_scenario(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
