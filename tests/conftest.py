@@ -73,7 +73,9 @@ def settings(app_url: str, redis_url: str, owner_url: str, worker_id_str: str) -
         queue_prefix=f"erp-test-{worker_id_str}-{uuid.uuid4().hex[:6]}",
         log_json=True,
         log_level="WARNING",
-        db_pool_size=20,
+        # Few idle connections per xdist worker (the server allows 100 in all);
+        # overflow covers the 16-thread concurrency tests and is closed after use.
+        db_pool_size=4,
         db_max_overflow=20,
     )
 
