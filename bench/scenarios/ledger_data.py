@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -177,12 +177,17 @@ class WaitSampler:
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
+    #: Statements of the sessions that are active (running, or waiting on a lock or IO).
+    active: Counter[str] = field(default_factory=Counter)
+
     _QUERY = """
         SELECT CASE WHEN state = 'active' AND wait_event IS NULL THEN 'CPU (active, no wait)'
                     WHEN state = 'idle' THEN 'idle (Client:ClientRead)'
                     WHEN state LIKE 'idle in transaction%%'
                          THEN 'idle in transaction (Client:ClientRead)'
-                    ELSE coalesce(wait_event_type || ':' || wait_event, state) END
+                    ELSE coalesce(wait_event_type || ':' || wait_event, state) END,
+               CASE WHEN state = 'active'
+                    THEN left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 90) END
           FROM pg_stat_activity
          WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'
     """
@@ -201,8 +206,10 @@ class WaitSampler:
     def _run(self) -> None:
         with psycopg.connect(self.owner_url, autocommit=True) as conn:
             while not self._stop.is_set():
-                for (what,) in conn.execute(self._QUERY, [self.database]):
+                for what, query in conn.execute(self._QUERY, [self.database]):
                     self.counts[what] += 1
+                    if query:
+                        self.active[query] += 1
                 self.samples += 1
                 self._stop.wait(self.interval_s)
 
@@ -211,6 +218,12 @@ class WaitSampler:
         if not self.samples:
             return {}
         return {k: round(v / self.samples, 2) for k, v in self.counts.most_common(top)}
+
+    def active_shares(self, top: int = 5) -> dict[str, float]:
+        """Average number of active sessions running each statement (its first 90 chars)."""
+        if not self.samples:
+            return {}
+        return {k: round(v / self.samples, 2) for k, v in self.active.most_common(top)}
 
     def line(self, label: str) -> str:
         shares = ", ".join(f"{k} {v:.1f}" for k, v in self.shares(6).items())
@@ -335,6 +348,47 @@ def load_deltas(conn: psycopg.Connection[Any], tenant_id: uuid.UUID) -> None:
 def vacuum_analyze(conn: psycopg.Connection[Any]) -> None:
     for table in LEDGER_TABLES:
         conn.execute(f"VACUUM (ANALYZE) {table}")
+
+
+def autovacuum(db: ScratchDatabase) -> str:
+    with psycopg.connect(db.owner_url, autocommit=True) as conn:
+        row = conn.execute("SHOW autovacuum").fetchone()
+    return str(row[0]) if row else "unknown"
+
+
+def analyze(db: ScratchDatabase) -> None:
+    """What autoanalyze would do while tables grow: fresh statistics, and with them the
+    invalidation of plans that sessions cached when the tables were smaller."""
+    with psycopg.connect(db.owner_url, autocommit=True) as conn:
+        conn.execute(f"ANALYZE {', '.join(LEDGER_TABLES)}, webhooks.outbox_events")
+
+
+def load_posting_history(
+    db: ScratchDatabase, tenant_id: uuid.UUID, count: int, assets: int, revenues: int, days: int
+) -> dict[str, Any]:
+    """`count` posted two-leg transactions (asset debit, revenue credit) over the last
+    `days` days, bulk-loaded as in the read scenarios, then VACUUM ANALYZE: postings are
+    measured against a ledger with a history and statistics, as in production, not
+    against empty tables (whose cached plans would not survive growth)."""
+    clock = Stopwatch()
+    span = Span(count, datetime.now(UTC) - timedelta(days=days), days)
+    with bulk_session(db) as conn:
+        load_transactions(conn, tenant_id, span)
+        load_entries(
+            conn,
+            tenant_id,
+            span,
+            2,
+            "CASE WHEN k = 0 THEN md5('asset:' || (n::bigint * 7919) %% %(assets)s) "
+            "ELSE md5('revenue:' || n %% %(revenues)s) END::uuid",
+            "CASE WHEN k = 0 THEN 1 + (n::bigint * 48271) %% 100000 "
+            "ELSE -(1 + (n::bigint * 48271) %% 100000) END",
+            {"assets": assets, "revenues": revenues},
+        )
+        load_deltas(conn, tenant_id)
+        vacuum_analyze(conn)
+    clock.lap("history_s")
+    return {"transactions": count, "days": days, "seconds": clock.phases["history_s"]}
 
 
 def table_sizes(conn: psycopg.Connection[Any]) -> dict[str, dict[str, int]]:

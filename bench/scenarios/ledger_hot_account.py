@@ -63,8 +63,9 @@ def run(ctx: Context) -> Result:
             Check("no errors under load", not any(errors.values()), str(errors)),
             *(Check(n, ok, d) for n, ok, d in checks),
         ],
-        extra(series, pool.layout, ceiling.method),
+        {**extra(series, pool.layout, ceiling.method), **setup.facts()},
         [
+            setup.note(),
             f"layout: {pool.layout}" + (f"; ceiling: {ceiling.method}" if p["ceiling"] else ""),
             "the service's processes used "
             + ", ".join(f"{t[v, 'service'].cores:.2f} cores ({v})" for v in ("hot", "spread"))
@@ -112,11 +113,13 @@ SCENARIO = Scenario(
         "threads": 4,
         "assets": 1000,
         "revenues": 4,
+        "history": 200_000,
+        "history_days": 30,
         "seconds": 16.0,
         "rounds": 2,
         "warmup_s": 2.0,
         "pgbench_jobs": 2,
         "ceiling": True,
     },
-    quick={"seconds": 3.0, "rounds": 1, "warmup_s": 0.5},
+    quick={"seconds": 3.0, "rounds": 1, "warmup_s": 0.5, "history": 20_000},
 )

@@ -115,9 +115,10 @@ def run(ctx: Context) -> Result:
                             m = pool.run(Window("spread", p["warmup_s"], per_round, SERVICE))
                             service.add(m)
                             rate = len(m.latencies_s) / m.seconds
+                    setup.between_rounds()
                     loads.append(loadavg())
                     ctx.log(f"{name}: {rate:,.0f} postings/s (load {loads[-1][0]})")
-            layout, log_tail = pool.layout, server.tail(5)
+            layout, log_tail, facts, note = pool.layout, server.tail(5), setup.facts(), setup.note()
         checks = posting_checks(setup.db, {API: api_posted, SERVICE: service.posted})
     api_row = api.row(f"POST {PATH}, {p['clients']} clients")
     service_row = service.row(f"post_transaction, {layout}", ceiling=True, role="service layer")
@@ -154,8 +155,10 @@ def run(ctx: Context) -> Result:
             "loadavg_during": loads,
             "error_samples": samples[:5],
             "server_log_tail": log_tail,
+            **facts,
         },
         [
+            note,
             f"the HTTP load generator used {api.client_cpu_s / api.wall_s:.2f} cores, the "
             f"service processes {service.cores:.2f}, of {os.cpu_count()}",
             *(s.line(k) for k, s in samplers.items()),
@@ -176,6 +179,8 @@ SCENARIO = Scenario(
         "threads": 4,
         "assets": 1000,
         "revenues": 4,
+        "history": 200_000,
+        "history_days": 30,
         "seconds": 20.0,
         "rounds": 2,
         "warmup_s": 2.0,
@@ -183,5 +188,5 @@ SCENARIO = Scenario(
         "log_level": "INFO",
         "seed": 11,
     },
-    quick={"seconds": 3.0, "rounds": 1, "warmup_s": 0.5},
+    quick={"seconds": 3.0, "rounds": 1, "warmup_s": 0.5, "history": 20_000},
 )

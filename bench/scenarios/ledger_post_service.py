@@ -1,7 +1,12 @@
 """ledger_post_service: two-leg postings per second through the service layer, beside
 the same rows inserted by a plpgsql function under pgbench.
 
-One tenant (default template) with `assets` asset and `revenues` revenue accounts.
+One tenant (default template) with `assets` asset and `revenues` revenue accounts and
+a history of `history` posted transactions over `history_days` days (bulk-loaded, then
+VACUUM ANALYZE: postings land in a ledger with data and statistics, as in
+production; when the server runs without autovacuum the ledger tables are analyzed
+between rounds, as autoanalyze would, else pooled sessions keep plans made on
+smaller tables while pgbench's fresh sessions re-plan).
 Each posting debits a random asset account and credits a random revenue account,
 through `erp.ledger.services.post_transaction` inside `erp.extensions.db.unit_of_work`
 (its own committed transaction), from `processes` spawned processes x `threads`
@@ -57,9 +62,10 @@ def run(ctx: Context) -> Result:
             Check("no errors under load", not any(errors.values()), str(errors)),
             *(Check(n, ok, d) for n, ok, d in checks),
         ],
-        extra(series, pool.layout, ceiling.method),
+        {**extra(series, pool.layout, ceiling.method), **setup.facts()},
         [
             f"layout: {pool.layout}; ceiling: {ceiling.method}",
+            setup.note(),
             f"the service's processes used {service.cores:.2f} cores, pgbench "
             f"{fn.cores:.2f}, of {os.cpu_count()}",
             *series.wait_lines,
@@ -113,10 +119,12 @@ SCENARIO = Scenario(
         "threads": 4,
         "assets": 1000,
         "revenues": 4,
+        "history": 200_000,
+        "history_days": 30,
         "seconds": 20.0,
         "rounds": 2,
         "warmup_s": 2.0,
         "pgbench_jobs": 2,
     },
-    quick={"seconds": 3.0, "rounds": 1, "warmup_s": 0.5},
+    quick={"seconds": 3.0, "rounds": 1, "warmup_s": 0.5, "history": 20_000},
 )

@@ -40,8 +40,11 @@ from bench.scenarios.ledger_data import (
     CURRENCY,
     WaitSampler,
     account_uuid,
+    analyze,
+    autovacuum,
     create_accounts,
     create_ceiling_function,
+    load_posting_history,
     loadavg,
 )
 from bench.servers import ScratchDatabase, scratch_database
@@ -427,6 +430,30 @@ class PostingSetup:
     #: An API key of the tenant ("" unless key_scopes were asked for).
     api_key: str
     spec: PoolSpec
+    #: The server's autovacuum setting; when off, between_rounds() analyzes instead.
+    autovacuum: str
+    history: dict[str, Any]
+
+    def between_rounds(self) -> None:
+        if self.autovacuum != "on":
+            analyze(self.db)
+
+    def facts(self) -> dict[str, Any]:
+        return {"history": self.history, "autovacuum": self.autovacuum}
+
+    def note(self) -> str:
+        h = self.history
+        line = (
+            f"history before measuring: {h['transactions']:,} posted transactions over "
+            f"{h['days']} days (bulk-loaded in {h['seconds']} s, VACUUM ANALYZE)"
+        )
+        if self.autovacuum != "on":
+            line += (
+                "; autovacuum is OFF on this server: the ledger tables are ANALYZEd between "
+                "rounds, as autoanalyze would (else pooled sessions keep plans made on "
+                "smaller tables)"
+            )
+        return line
 
 
 @contextmanager
@@ -443,11 +470,17 @@ def posting_database(
             create_accounts(erp_db, tenant_id, "asset", p["assets"], ["asset"])
             create_accounts(erp_db, tenant_id, "revenue", p["revenues"], ["revenue"])
         create_ceiling_function(db)
+        history = load_posting_history(
+            db, tenant_id, p["history"], p["assets"], p["revenues"], p["history_days"]
+        )
         spec = PoolSpec(
             "service", db.app_url, str(tenant_id), p["assets"], p["revenues"], p["threads"]
         )
-        ctx.log(f"tenant {tenant_id}: {p['assets']} asset and {p['revenues']} revenue accounts")
-        yield PostingSetup(db, settings, tenant_id, key, spec)
+        ctx.log(
+            f"tenant {tenant_id}: {p['assets']} asset and {p['revenues']} revenue accounts, "
+            f"{p['history']:,} transactions of history loaded in {history['seconds']} s"
+        )
+        yield PostingSetup(db, settings, tenant_id, key, spec, autovacuum(db), history)
 
 
 def round_orders(names: list[T], rounds: int) -> list[list[T]]:
@@ -507,6 +540,7 @@ def measure(
                     assert ceiling is not None
                     m = ceiling.run(window)
             totals[variant, side].add(m)
+            setup.between_rounds()
             loads.append(loadavg())
             ctx.log(
                 f"{variant} {side}: {len(m.latencies_s) / m.seconds:,.0f} postings/s over "
