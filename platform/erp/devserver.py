@@ -187,7 +187,22 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
         "Ctrl-C stops it; data stays in .data/ for the next run.\n",
         flush=True,
     )
-    _supervise()
+    try:
+        _supervise()
+    finally:
+        _stop_embedded()
+
+
+def _stop_embedded() -> None:
+    """Stop the embedded servers now rather than trusting interpreter-exit finalizers."""
+    for server in reversed(_keep):
+        stop = getattr(server, "_cleanup", None) or getattr(server, "cleanup", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception as exc:  # best effort at shutdown; say what went wrong
+                print(f"could not stop {type(server).__name__}: {exc}", file=sys.stderr)
+    _keep.clear()
 
 
 def _supervise() -> None:
