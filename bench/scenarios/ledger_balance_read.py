@@ -119,8 +119,8 @@ def explain(erp_db: Any, tenant_id: uuid.UUID, ids: list[uuid.UUID], when: datet
     """EXPLAIN (ANALYZE, BUFFERS) of the balances query exactly as queries.balances sends it."""
     from erp.ledger import queries
 
-    sql = text("EXPLAIN (ANALYZE, BUFFERS) " + queries._BALANCES.text)
-    params = {"ids": ids, **queries._day_bounds(when)}
+    statement, params = queries.balances_statement(ids, when)
+    sql = text("EXPLAIN (ANALYZE, BUFFERS) " + statement.text)
     rows = erp_db.unit_of_work(lambda s: s.execute(sql, params).all(), tenant=tenant_id)
     return "\n".join(r[0] for r in rows)
 

@@ -70,8 +70,8 @@ def upgrade() -> None:
             CHECK ((idempotency_key IS NULL) = (request_hash IS NULL))
         );
         CREATE INDEX ix_transactions_effective ON ledger.transactions (tenant_id, effective_at, id);
-        CREATE INDEX ix_transactions_pending ON ledger.transactions (tenant_id, effective_at)
-            WHERE status = 'pending';
+        CREATE INDEX ix_transactions_unposted ON ledger.transactions (tenant_id, effective_at)
+            WHERE status <> 'posted';
         CREATE INDEX ix_transactions_metadata ON ledger.transactions
             USING gin (metadata jsonb_path_ops);
     """)
@@ -100,7 +100,8 @@ def upgrade() -> None:
                 REFERENCES ledger.accounts (tenant_id, id, currency)
         );
         CREATE INDEX ix_entries_transaction ON ledger.entries (tenant_id, transaction_id);
-        CREATE INDEX ix_entries_account ON ledger.entries (tenant_id, account_id, effective_at, id);
+        CREATE INDEX ix_entries_account ON ledger.entries (tenant_id, account_id, effective_at, id)
+            INCLUDE (amount);
     """)
     tenant_table("ledger.entries", append_only=True)
 

@@ -40,6 +40,9 @@ class Settings:
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout: int = 10
+    #: A round trip per checkout; off by default, connections are recycled instead.
+    db_pool_pre_ping: bool = False
+    db_pool_recycle: int = 1800
     # None disables server-side prepared statements (pgbouncer in transaction mode).
     db_prepare_threshold: int | None = 5
     db_statement_timeout_ms: int = 30_000
@@ -64,6 +67,8 @@ class Settings:
             db_pool_size=_env_int("DB_POOL_SIZE", cls.db_pool_size),
             db_max_overflow=_env_int("DB_MAX_OVERFLOW", cls.db_max_overflow),
             db_pool_timeout=_env_int("DB_POOL_TIMEOUT", cls.db_pool_timeout),
+            db_pool_pre_ping=_env_bool("DB_POOL_PRE_PING", False),
+            db_pool_recycle=_env_int("DB_POOL_RECYCLE", 1800),
             db_prepare_threshold=threshold,
             db_statement_timeout_ms=_env_int("DB_STATEMENT_TIMEOUT_MS", 30_000),
             tenant_purge_grace=timedelta(days=_env_int("TENANT_PURGE_GRACE_DAYS", 30)),

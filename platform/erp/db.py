@@ -164,7 +164,8 @@ def make_engine(
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,
-        "pool_pre_ping": True,
+        "pool_pre_ping": settings.db_pool_pre_ping,
+        "pool_recycle": settings.db_pool_recycle,
         "connect_args": connect_args,
     }
     options.update(overrides)

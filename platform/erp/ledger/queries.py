@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select, text
+from sqlalchemy import Select, TextClause, or_, select, text
 from sqlalchemy.orm import Session
 
 from erp.errors import Problem
@@ -135,31 +135,56 @@ _BALANCES = text("""
     WITH d AS (
         SELECT account_id, sum(posted) AS posted, sum(pending_dr + pending_cr) AS pending
           FROM ledger.balance_deltas
-         WHERE account_id = ANY(:ids) AND day <= :day
+         WHERE account_id = ANY(:ids) AND day <= :through_day
          GROUP BY account_id
-    ), later AS (
-        SELECT e.account_id,
-               sum(e.amount) FILTER (WHERE t.status = 'posted') AS posted,
-               sum(e.amount) FILTER (WHERE t.status = 'pending') AS pending
-          FROM ledger.entries e
-          JOIN ledger.transactions t ON t.tenant_id = e.tenant_id AND t.id = e.transaction_id
-         WHERE e.account_id = ANY(:ids) AND e.effective_at > :as_of AND e.effective_at < :next_day
+    ), w AS (  -- every entry in the window, whatever its status: an index-only scan
+        SELECT account_id, sum(amount) AS total
+          FROM ledger.entries
+         WHERE account_id = ANY(:ids) AND effective_at > :lo AND effective_at < :hi
+         GROUP BY account_id
+    ), x AS (  -- the window's entries of pending and voided transactions: few
+        SELECT e.account_id, sum(e.amount) FILTER (WHERE t.status = 'pending') AS pending,
+               sum(e.amount) AS unposted
+          FROM ledger.transactions t
+          JOIN ledger.entries e ON e.tenant_id = t.tenant_id AND e.transaction_id = t.id
+         WHERE t.status <> 'posted' AND t.effective_at > :lo AND t.effective_at < :hi
+           AND e.account_id = ANY(:ids)
          GROUP BY e.account_id
     )
     SELECT a.id, a.currency,
-           coalesce(d.posted, 0) - coalesce(later.posted, 0) AS posted,
-           coalesce(d.pending, 0) - coalesce(later.pending, 0) AS pending
+           coalesce(d.posted, 0)
+             + :sign * (coalesce(w.total, 0) - coalesce(x.unposted, 0)) AS posted,
+           coalesce(d.pending, 0) + :sign * coalesce(x.pending, 0) AS pending
       FROM ledger.accounts a
       LEFT JOIN d ON d.account_id = a.id
-      LEFT JOIN later ON later.account_id = a.id
+      LEFT JOIN w ON w.account_id = a.id
+      LEFT JOIN x ON x.account_id = a.id
      WHERE a.id = ANY(:ids)
 """)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _day_bounds(as_of: datetime) -> dict[str, Any]:
+def _window(as_of: datetime) -> dict[str, Any]:
+    """Daily deltas, corrected by the entries between `as_of` and the nearer end of its
+    UTC day: either (day start, as_of] added to the days before, or (as_of, next day)
+    taken from the days through as_of's."""
     day = as_of.astimezone(UTC).date()
-    next_day = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    return {"day": day, "as_of": as_of, "next_day": next_day}
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if as_of - start < timedelta(hours=12):
+        return {
+            "through_day": day - timedelta(days=1),
+            "lo": start - _MICROSECOND,
+            "hi": as_of + _MICROSECOND,
+            "sign": 1,
+        }
+    return {"through_day": day, "lo": as_of, "hi": start + timedelta(days=1), "sign": -1}
+
+
+def balances_statement(
+    account_ids: list[uuid.UUID], as_of: datetime
+) -> tuple[TextClause, dict[str, Any]]:
+    """The balance query and its parameters (for `balances`, and for EXPLAIN in bench/)."""
+    return _BALANCES, {"ids": list(account_ids), **_window(as_of)}
 
 
 def balances(
@@ -167,7 +192,7 @@ def balances(
 ) -> dict[uuid.UUID, Balance]:
     """Posted and pending balances as of `as_of` (inclusive on effective_at; default now)."""
     when = as_of or datetime.now(UTC)
-    rows = s.execute(_BALANCES, {"ids": list(account_ids), **_day_bounds(when)})
+    rows = s.execute(*balances_statement(account_ids, when))
     return {
         r.id: Balance(r.id, when, int(r.posted), int(r.pending), r.currency.strip()) for r in rows
     }
