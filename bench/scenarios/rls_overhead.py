@@ -14,9 +14,10 @@ and, to tell the GUC's statement from the policy's predicate, the ceiling's role
 and query preceded by the same set_config (bypass+set_config).
 
 Two queries (a point lookup by id, a range of `range_hours` rows by created_at)
-and two ways of sending a transaction: one round trip per statement, as
-SQLAlchemy does (the rls side pays one more: the set_config), and pipelined,
-one round trip per transaction, which leaves the server-side cost alone.
+and two ways of sending a transaction: per statement, exactly as the app does
+(its `erp.db.PinnedConnection` sends the tenant pin in the same round trip as
+BEGIN, so both sides pay BEGIN, the query and COMMIT), and pipelined, one round
+trip per transaction, which leaves the server-side cost alone.
 Variants alternate in rounds, in a rotating order, to spread noise evenly.
 """
 
@@ -36,6 +37,7 @@ from bench.core import Check, Context, Ratio, Result, Scenario
 from bench.plans import Plan, explain, explain_generic
 from bench.servers import ScratchDatabase, login_role, scratch_database, with_database
 from bench.stats import Row, summarize
+from erp.db import PinnedConnection, _pin_sql, tenant_context
 
 #: The ceiling's login gets a per-run suffix: roles are server-wide, and two runs
 #: on one server (a bench and the smoke test) must not share or drop each other's.
@@ -254,14 +256,16 @@ class Variant:
         if self.pipelined:
             with conn.pipeline():
                 conn.execute("BEGIN")
-                if set_tenant:
-                    conn.execute(SET_TENANT, [tenant])
+                if set_tenant:  # the app's pin, as its own statement in the pipeline
+                    conn.execute(_pin_sql(tenant, None))
                 cur = conn.execute(sql, args)
                 conn.execute("COMMIT")
             rows = cur.fetchall()
-        else:  # as SQLAlchemy does: BEGIN, each statement and COMMIT are round trips
-            if set_tenant:
-                conn.execute(SET_TENANT, [tenant])
+        elif set_tenant:  # the app's path: BEGIN carries the pin, then the query, COMMIT
+            with tenant_context(uuid.UUID(tenant)):
+                rows = conn.execute(sql, args).fetchall()
+            conn.commit()
+        else:
             rows = conn.execute(sql, args).fetchall()
             conn.commit()
         elapsed = time.perf_counter() - started
@@ -274,14 +278,20 @@ def measure(ctx: Context, app_url: str, bypass_url: str) -> list[Variant]:
     p = ctx.params
     conns: list[psycopg.Connection[Any]] = []
 
-    def connect(url: str, pipelined: bool) -> psycopg.Connection[Any]:
-        conns.append(psycopg.connect(url, autocommit=pipelined))
+    def connect(side: str, pipelined: bool) -> psycopg.Connection[Any]:
+        url = app_url if side == "rls" else bypass_url
+        if pipelined:
+            conns.append(psycopg.connect(url, autocommit=True))
+        elif side == "ceiling":
+            conns.append(psycopg.connect(url))
+        else:  # the app's own connection class: the tenant pin rides on BEGIN
+            conns.append(PinnedConnection.connect(url))
         return conns[-1]
 
     try:
-        by_login = {
-            (login, pipelined): connect(app_url if login == "app" else bypass_url, pipelined)
-            for login in ("app", "bypass")
+        by_side = {
+            (side, pipelined): connect(side, pipelined)
+            for side in SIDES
             for pipelined in (False, True)
         }
         total = p["warmup"] + p["transactions"]
@@ -290,7 +300,7 @@ def measure(ctx: Context, app_url: str, bypass_url: str) -> list[Variant]:
                 query,
                 side,
                 pipelined,
-                by_login["app" if side == "rls" else "bypass", pipelined],
+                by_side[side, pipelined],
                 [],
             )
             for query in ("point", "range")

@@ -8,6 +8,7 @@ tenant into the next transaction, with or without pgbouncer.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
@@ -22,7 +23,6 @@ from flask import Flask, current_app, g, has_app_context
 from psycopg import errors as psycopg_errors
 from psycopg import generators as psycopg_generators
 from psycopg import pq
-from psycopg import sql as pg_sql
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -54,10 +54,10 @@ class PinnedConnection(psycopg.Connection[Any]):
     """A psycopg connection that sends BEGIN and the tenant pin in one round trip.
 
     psycopg opens a transaction lazily, with its own BEGIN round trip before the
-    first statement. Here that BEGIN carries `set_config('app.tenant_id', ...,
-    true)` (and the role) for the tenant current at that moment, and records what
-    it pinned, so the `after_begin` hook only needs a statement of its own when
-    the pin does not match.
+    first statement. Here that BEGIN carries `SET LOCAL app.tenant_id = ...` (and
+    `SET LOCAL ROLE`) for the tenant current at that moment, and records what it
+    pinned, so the `after_begin` hook only needs a statement of its own when the
+    pin does not match.
     """
 
     pinned: tuple[str, str | None] | None = None
@@ -68,9 +68,7 @@ class PinnedConnection(psycopg.Connection[Any]):
             yield from super()._start_query()
             return
         want = _wanted_pin()
-        self.pgconn.send_query(
-            self._get_tx_start_command() + b"; " + _pin_sql(*want).as_bytes(self)
-        )
+        self.pgconn.send_query(self._get_tx_start_command() + b"; " + _pin_sql(*want))
         results = yield from psycopg_generators.execute(self.pgconn)
         for result in results:
             if result.status == pq.ExecStatus.FATAL_ERROR:
@@ -85,11 +83,21 @@ def _wanted_pin() -> tuple[str, str | None]:
     return ("" if tenant is None else str(tenant), role)
 
 
-def _pin_sql(tenant: str, role: str | None) -> pg_sql.Composed:
-    pin = pg_sql.SQL("SELECT set_config('app.tenant_id', {}, true)").format(pg_sql.Literal(tenant))
+@functools.lru_cache(maxsize=4096)
+def _pin_sql(tenant: str, role: str | None) -> bytes:
+    """`SET LOCAL` is `set_config(..., true)` without the planner: transaction-local too.
+
+    `tenant` is '' or `str(UUID)` and `role` one of ALLOWED_ROLES (see `_wanted_pin`),
+    so both are safe to inline; they are checked again here all the same.
+    """
+    if tenant and str(UUID(tenant)) != tenant:
+        raise ValueError("the tenant pin must be a canonical UUID")
+    pin = b"SET LOCAL app.tenant_id = '" + tenant.encode() + b"'"
     if role is None:
         return pin
-    return pg_sql.SQL("{}, set_config('role', {}, true)").format(pin, pg_sql.Literal(role))
+    if role not in ALLOWED_ROLES:
+        raise ValueError(f"role {role!r} may not be assumed")
+    return pin + b"; SET LOCAL ROLE " + role.encode()
 
 
 @event.listens_for(TenantSession, "after_begin")
