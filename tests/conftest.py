@@ -59,8 +59,9 @@ def app_url(owner_url: str, db_name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return servers.redis_url()
+def redis_url() -> Iterator[str]:
+    yield servers.redis_url()
+    servers.stop_redis()
 
 
 @pytest.fixture(scope="session")

