@@ -43,21 +43,26 @@ def month_end(first: date) -> datetime:
     return datetime(nxt.year, nxt.month, 1, tzinfo=UTC) - timedelta(microseconds=1)
 
 
-def _lock_exclusive(s: Session, first: date) -> None:
-    s.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(hashtextextended("
-            "current_setting('app.tenant_id') || ':period:' || :m, 0))"
-        ),
-        {"m": first.strftime("%Y-%m")},
-    )
+#: The advisory-lock key of one month of the current tenant, bound as :m (YYYY-MM):
+#: postings hold it shared, closing the month holds it exclusively.
+PERIOD_LOCK_KEY = "hashtextextended(current_setting('app.tenant_id') || ':period:' || :m, 0)"
+
+
+def month_of(when: datetime) -> date:
+    """The first day of `when`'s UTC month."""
+    return when.astimezone(UTC).date().replace(day=1)
+
+
+def lock_month(s: Session, first: date, *, shared: bool) -> None:
+    lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    s.execute(text(f"SELECT {lock}({PERIOD_LOCK_KEY})"), {"m": first.strftime("%Y-%m")})
 
 
 def close_period(s: Session, value: str) -> PeriodView:
     first = parse_period(value)
     if month_end(first) >= datetime.now(UTC):
         raise Problem("conflict", f"{value} has not ended yet.")
-    _lock_exclusive(s, first)
+    lock_month(s, first, shared=False)
     if s.scalar(select(Period.id).where(Period.period == first)) is not None:
         raise Problem("conflict", f"{value} is already closed.")
     pending = s.execute(
@@ -91,7 +96,7 @@ def _close_rest_of_year(s: Session, year: int) -> None:
     empty ones close with the year, so no later posting lands in a closed year."""
     months = [date(year, m, 1) for m in range(1, 12)]
     for month in months:
-        _lock_exclusive(s, month)
+        lock_month(s, month, shared=False)
     open_months = (
         s.execute(
             text("""
