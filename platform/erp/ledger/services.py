@@ -11,7 +11,6 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +18,9 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from erp.errors import Problem
+from erp.errors import Problem, field_problem
 from erp.fields import INT64_MAX
-from erp.ledger import queries
+from erp.ledger import periods, queries
 from erp.ledger.commands import (
     EntryIn,
     EntryView,
@@ -41,15 +40,13 @@ def create_account(s: Session, cmd: NewAccount) -> Account:
     if cmd.parent_id is not None:
         parent = s.get(Account, cmd.parent_id)
         if parent is None:
-            raise _field("parent_id", "Unknown account.")
+            raise field_problem("validation", "parent_id", "Unknown account.")
         if parent.type != cmd.type:
-            raise _field("parent_id", f"The parent is a {parent.type} account, not {cmd.type}.")
+            raise field_problem(
+                "validation", "parent_id", f"The parent is a {parent.type} account, not {cmd.type}."
+            )
     if s.scalar(select(Account.id).where(Account.code == cmd.code)) is not None:
-        raise Problem(
-            "conflict",
-            f"An account with code {cmd.code!r} exists.",
-            errors={"code": ["Already used."]},
-        )
+        raise _code_taken(cmd)
     if cmd.role is not None and s.scalar(
         select(Account.id).where(Account.role == cmd.role, Account.currency == cmd.currency)
     ):
@@ -70,12 +67,16 @@ def create_account(s: Session, cmd: NewAccount) -> Account:
     except IntegrityError as exc:  # a concurrent create of the same code or role
         if _constraint(exc) == "uq_accounts_role":
             raise _role_taken(cmd) from exc
-        raise Problem(
-            "conflict",
-            f"An account with code {cmd.code!r} exists.",
-            errors={"code": ["Already used."]},
-        ) from exc
+        raise _code_taken(cmd) from exc
     return account
+
+
+def _code_taken(cmd: NewAccount) -> Problem:
+    return Problem(
+        "conflict",
+        f"An account with code {cmd.code!r} exists.",
+        errors={"code": ["Already used."]},
+    )
 
 
 def _role_taken(cmd: NewAccount) -> Problem:
@@ -116,10 +117,6 @@ def update_account(
 # -- posting -------------------------------------------------------------------------
 
 
-def _field(path: str, message: str, slug: str = "validation") -> Problem:
-    return Problem(slug, f"{path}: {message}", errors={path: [message]})
-
-
 def request_hash(cmd: PostTransaction) -> str:
     body = {
         "description": cmd.description,
@@ -158,21 +155,9 @@ def check_balanced(entries: list[EntryIn]) -> None:
         )
 
 
-def _lock_period_shared(s: Session, when: datetime) -> None:
-    """Postings hold a shared lock on their month; closing it takes it exclusively."""
-    s.execute(
-        text(
-            "SELECT pg_advisory_xact_lock_shared(hashtextextended("
-            "current_setting('app.tenant_id') || ':period:' || :m, 0))"
-        ),
-        {"m": when.astimezone(UTC).strftime("%Y-%m")},
-    )
-
-
-_VALIDATE = text("""
+_VALIDATE = text(f"""
     SELECT a.id, a.currency, a.archived, a.guard, a.type, p.closed
-      FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(
-                   current_setting('app.tenant_id') || ':period:' || :m, 0))) AS lock
+      FROM (SELECT pg_advisory_xact_lock_shared({periods.PERIOD_LOCK_KEY})) AS lock
      CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM ledger.periods
                                          WHERE period = CAST(:month AS date)) AS closed) AS p
       LEFT JOIN ledger.accounts a ON a.id = ANY(:ids)
@@ -189,7 +174,7 @@ def _validate(
 ) -> dict[uuid.UUID, Any]:
     """One round trip: take the month's shared lock, read the accounts and whether the
     month is closed. (The insert trigger re-checks the month with a fresh snapshot.)"""
-    month = when.astimezone(UTC).date().replace(day=1)
+    month = periods.month_of(when)
     rows = s.execute(
         _VALIDATE,
         {
@@ -202,13 +187,15 @@ def _validate(
     for i, e in enumerate(cmd.entries):
         acct = accounts.get(e.account_id)
         if acct is None:
-            raise _field(f"entries.{i}.account_id", "Unknown account.")
+            raise field_problem("validation", f"entries.{i}.account_id", "Unknown account.")
         if acct.archived and not allow_archived:
-            raise _field(f"entries.{i}.account_id", "The account is archived.")
+            raise field_problem("validation", f"entries.{i}.account_id", "The account is archived.")
         if acct.currency != e.currency:
-            raise _field(f"entries.{i}.currency", f"The account's currency is {acct.currency}.")
+            raise field_problem(
+                "validation", f"entries.{i}.currency", f"The account's currency is {acct.currency}."
+            )
     if rows[0].closed:
-        raise _field("effective_at", f"The period {when:%Y-%m} is closed.", "period-closed")
+        raise field_problem("period-closed", "effective_at", f"The period {when:%Y-%m} is closed.")
     return accounts
 
 
@@ -246,7 +233,8 @@ def _check_guards(s: Session, cmd: PostTransaction, accounts: dict[uuid.UUID, An
             )
 
 
-#: The transaction, its entries and (when posted) its outbox event, in one statement.
+#: The transaction, its entries and (when posted) its outbox event, in one statement
+#: (PostgreSQL runs every data-modifying CTE to completion, whether or not it is read).
 _INSERT = text(
     """
     WITH t AS (
@@ -269,9 +257,7 @@ _INSERT = text(
         patch="jsonb_build_object('posted_at', t.posted_at)",
     )
     + """)
-    SELECT created_at, posted_at, (SELECT count(*) FROM e) AS n,
-           (SELECT count(*) FROM o) AS events
-      FROM t
+    SELECT created_at, posted_at FROM t
     """
 )
 
@@ -362,30 +348,33 @@ def settle(s: Session, tx_id: uuid.UUID, action: str, amount: int | None = None)
     tx = _lock_transaction(s, tx_id)
     if tx.status != "pending":
         raise Problem("conflict", f"The transaction is {tx.status}, not pending.")
-    _lock_period_shared(s, tx.effective_at)
+    periods.lock_month(s, periods.month_of(tx.effective_at), shared=True)
     entries = queries.entries_of(s, tx.id)
+    held = next(e.amount for e in entries if e.amount > 0)
     if amount is not None and action == "post":
-        _check_partial(entries, amount)
+        _check_partial(entries, held, amount)
     s.execute(
         text("UPDATE ledger.transactions SET status = :st WHERE id = :id"),
         {"st": "posted" if action == "post" else "voided", "id": tx.id},
     )
     if action == "post":
-        full = next(e.amount for e in entries if e.amount > 0)
-        if amount is not None and amount < full:
-            _adjust(s, tx, entries, full - amount)
+        if amount is not None and amount < held:
+            _adjust(s, tx, entries, held - amount)
         view = queries.get_transaction(s, tx.id)
         outbox.emit(s, POSTED_EVENT, view.event_payload())
         return view
     return queries.get_transaction(s, tx.id)
 
 
-def _check_partial(entries: list[EntryView], amount: int) -> None:
+def _check_partial(entries: list[EntryView], held: int, amount: int) -> None:
     if len(entries) != 2:
-        raise _field("amount", "A smaller amount is possible only for a two-entry transaction.")
-    full = next(e.amount for e in entries if e.amount > 0)
-    if not 0 < amount <= full:
-        raise _field("amount", f"Must be between 1 and the held amount, {full}.")
+        raise field_problem(
+            "validation", "amount", "A smaller amount is possible only for a two-entry transaction."
+        )
+    if not 0 < amount <= held:
+        raise field_problem(
+            "validation", "amount", f"Must be between 1 and the held amount, {held}."
+        )
 
 
 def _adjust(s: Session, tx: Transaction, entries: list[EntryView], difference: int) -> None:
@@ -433,9 +422,3 @@ def reverse(s: Session, tx_id: uuid.UUID, effective_at: datetime | None = None) 
         if "reverses_id" in _constraint(exc):
             raise Problem("conflict", "The transaction was reversed concurrently.") from exc
         raise
-
-
-def ensure_accounts(s: Session, accounts: Iterable[NewAccount]) -> list[Account]:
-    """Create the accounts whose codes do not exist yet (templates, demo data)."""
-    existing = set(s.scalars(select(Account.code)))
-    return [create_account(s, cmd) for cmd in accounts if cmd.code not in existing]
