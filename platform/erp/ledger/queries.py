@@ -1,6 +1,6 @@
 """Reads: transactions, entries and balances. Balances never scan an account's history:
-they sum `balance_deltas` (one row per account, UTC day and writer slot) up to the
-day of `as_of`, less the entries of that same day dated after `as_of`."""
+they sum `balance_deltas` (one row per account, UTC day and writer slot), corrected by
+the entries between `as_of` and the nearer end of its day (see `_window`)."""
 
 from __future__ import annotations
 
@@ -25,15 +25,20 @@ def find_by_idempotency_key(s: Session, key: str) -> tuple[uuid.UUID, str] | Non
     return (row[0], row[1] or "") if row else None
 
 
+def _entries(s: Session, tx_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[EntryView]]:
+    """The entries of each transaction, in a stable order (account, amount)."""
+    entries: dict[uuid.UUID, list[EntryView]] = defaultdict(list)
+    for r in s.execute(
+        select(Entry.transaction_id, Entry.id, Entry.account_id, Entry.amount, Entry.currency)
+        .where(Entry.transaction_id.in_(tx_ids))
+        .order_by(Entry.account_id, Entry.amount)
+    ):
+        entries[r.transaction_id].append(EntryView(r.id, r.account_id, r.amount, r.currency))
+    return entries
+
+
 def entries_of(s: Session, tx_id: uuid.UUID) -> list[EntryView]:
-    return [
-        EntryView(r.id, r.account_id, r.amount, r.currency)
-        for r in s.execute(
-            select(Entry.id, Entry.account_id, Entry.amount, Entry.currency)
-            .where(Entry.transaction_id == tx_id)
-            .order_by(Entry.account_id, Entry.amount)
-        )
-    ]
+    return _entries(s, [tx_id])[tx_id]
 
 
 _LINKS = text("""
@@ -49,13 +54,7 @@ def hydrate(s: Session, txs: list[Transaction]) -> list[TransactionView]:
     if not txs:
         return []
     ids = [t.id for t in txs]
-    entries: dict[uuid.UUID, list[EntryView]] = defaultdict(list)
-    for r in s.execute(
-        select(Entry.transaction_id, Entry.id, Entry.account_id, Entry.amount, Entry.currency)
-        .where(Entry.transaction_id.in_(ids))
-        .order_by(Entry.account_id, Entry.amount)
-    ):
-        entries[r.transaction_id].append(EntryView(r.id, r.account_id, r.amount, r.currency))
+    entries = _entries(s, ids)
     links = {r.id: r for r in s.execute(_LINKS, {"ids": ids})}
     return [
         TransactionView(
