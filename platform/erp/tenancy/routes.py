@@ -28,12 +28,9 @@ class Tenants(MethodView):
     @ops.response(200, schemas.TenantPage)
     def get(self, args: dict[str, Any]) -> Page[Tenant]:
         """List tenants (status only, never their contents)."""
-        stmt = select(Tenant)
-        if args.get("status"):
-            stmt = stmt.where(Tenant.status == args["status"])
         return paginate(
             db.session,
-            stmt,
+            services.tenants_query(args.get("status")),
             list_name="ops.tenants",
             sort=Tenant.created_at,
             id_col=Tenant.id,
@@ -117,12 +114,9 @@ def issue_key(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
 @ops.response(200, schemas.AuditEventPage)
 def audit_events(args: dict[str, Any]) -> Page[AuditEvent]:
     """Who did what to which tenant; append-only."""
-    stmt = select(AuditEvent)
-    if args.get("tenant_id"):
-        stmt = stmt.where(AuditEvent.tenant_id == args["tenant_id"])
     return paginate(
         db.session,
-        stmt,
+        services.audit_events_query(args.get("tenant_id")),
         list_name="ops.audit",
         sort=AuditEvent.occurred_at,
         id_col=AuditEvent.id,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -85,11 +85,15 @@ def provision_tenant(s: Session, cmd: ProvisionTenant) -> tuple[Tenant, bool]:
     return tenant, True
 
 
+def tenants_query(status: str | None = None) -> Select[Any]:
+    stmt = select(Tenant)
+    return stmt.where(Tenant.status == status) if status else stmt
+
+
 def list_tenants(s: Session, status: str | None = None) -> list[Tenant]:
-    stmt = select(Tenant).order_by(Tenant.created_at.desc(), Tenant.id.desc())
-    if status:
-        stmt = stmt.where(Tenant.status == status)
-    return list(s.scalars(stmt))
+    return list(
+        s.scalars(tenants_query(status).order_by(Tenant.created_at.desc(), Tenant.id.desc()))
+    )
 
 
 def get_tenant(s: Session, tenant_id: uuid.UUID) -> Tenant:
@@ -168,15 +172,9 @@ def restore_tenant(s: Session, tenant_id: uuid.UUID) -> Tenant:
     return _transition(s, tenant_id, ("deleting",), "tenant.restored", change)
 
 
-def list_audit_events(
-    s: Session, tenant_id: uuid.UUID | None, before_id: int | None, limit: int
-) -> list[AuditEvent]:
-    stmt = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if tenant_id is not None:
-        stmt = stmt.where(AuditEvent.tenant_id == tenant_id)
-    if before_id is not None:
-        stmt = stmt.where(AuditEvent.id < before_id)
-    return list(s.scalars(stmt))
+def audit_events_query(tenant_id: uuid.UUID | None = None) -> Select[Any]:
+    stmt = select(AuditEvent)
+    return stmt.where(AuditEvent.tenant_id == tenant_id) if tenant_id else stmt
 
 
 # -- operators -------------------------------------------------------------------
