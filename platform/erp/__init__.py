@@ -12,11 +12,11 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None, **config: Any) -> ErpFlask:
     from erp import docs_assets, health
-    from erp.domains import register_domains
     from erp.errors import register_error_handlers
     from erp.extensions import Api, db, queue
     from erp.http import install_request_hooks
     from erp.logs import configure_logging
+    from erp.registry import registry
 
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
@@ -47,5 +47,6 @@ def create_app(settings: Settings | None = None, **config: Any) -> ErpFlask:
     install_request_hooks(app)
     app.register_blueprint(health.blp)
     app.register_blueprint(docs_assets.blp)
-    register_domains(api)
+    for blueprint in registry().blueprints:
+        api.register_blueprint(blueprint)
     return app

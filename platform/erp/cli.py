@@ -14,60 +14,30 @@ from uuid import UUID
 
 import click
 
-from erp.config import Settings
+from erp.clitools import as_operator as _ops
+from erp.clitools import load_input as _load
+from erp.clitools import migration_url as _migration_url
+from erp.clitools import settings as _settings
 
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
-    return Settings.from_env()
+class _ErpGroup(click.Group):
+    """The core's commands, and each registered domain's group (`erp ledger ...`)."""
+
+    def _domain_groups(self) -> dict[str, click.Command]:
+        from erp.registry import registry
+
+        return {g.name: g for g in registry().cli_groups}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._domain_groups()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._domain_groups().get(cmd_name)
 
 
-def _migration_url(settings: Settings) -> str:
-    if not settings.migration_database_url:
-        raise click.ClickException("MIGRATION_DATABASE_URL is not set")
-    return settings.migration_database_url
-
-
-def _ops(fn: Callable[[Any], T], actor: str = "system:cli") -> T:
-    """Run `fn(session)` as an operator would (erp_ops), committed.
-
-    A refusal of the rules (unknown tenant, wrong state, bad scope) is a one-line
-    error and exit status 1, not a traceback.
-    """
-    from erp.context import current_actor
-    from erp.errors import Problem
-    from erp.extensions import db
-
-    settings = _settings()
-    db.configure(settings, pool_size=1, max_overflow=0)
-    token = current_actor.set(actor)
-    try:
-        return db.unit_of_work(fn, tenant=None, role="erp_ops")
-    except Problem as exc:
-        fields = "".join(f"\n  {k}: {'; '.join(v)}" for k, v in (exc.errors or {}).items())
-        raise click.ClickException(f"{exc.slug}: {exc.detail}{fields}") from exc
-    finally:
-        current_actor.reset(token)
-        db.dispose()
-
-
-def _load(schema: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """Check command-line input with the API's own schema, as a route would."""
-    import marshmallow as ma
-
-    from erp.errors import flatten_errors
-
-    try:
-        loaded: dict[str, Any] = schema().load(data)
-    except ma.ValidationError as exc:
-        errors = sorted(flatten_errors(exc.messages).items())
-        fields = "".join(f"\n  {k}: {'; '.join(v)}" for k, v in errors)
-        raise click.ClickException(f"validation: invalid input{fields}") from exc
-    return loaded
-
-
-@click.group()
+@click.group(cls=_ErpGroup)
 def main() -> None:
     """The ERP platform's command line."""
 
@@ -296,44 +266,6 @@ def keys_revoke(tenant: str, key_id: UUID) -> None:
 
     _ops(revoke)
     click.echo(f"revoked {key_id}")
-
-
-@main.group()
-def ledger() -> None:
-    """Ledger maintenance."""
-
-
-@ledger.command("compact")
-@click.option(
-    "--keep-days",
-    default=2,
-    show_default=True,
-    type=int,
-    help="Leave this many recent days' writer slots alone.",
-)
-def ledger_compact(keep_days: int) -> None:
-    """Fold old balance-delta slots into one row per account and day (no balance changes)."""
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy import text
-
-    from erp.extensions import db
-    from erp.tenancy import services
-
-    before = datetime.now(UTC).date() - timedelta(days=keep_days)
-    tenant_ids = [t.id for t in _ops(services.list_tenants)]
-    db.configure(_settings(), pool_size=1, max_overflow=0)
-    try:
-        for tid in tenant_ids:
-            merged = db.unit_of_work(
-                lambda s: s.execute(
-                    text("SELECT ledger.compact_balance_deltas(:d)"), {"d": before}
-                ).scalar_one(),
-                tenant=tid,
-            )
-            click.echo(f"{tid}\t{merged} rows merged")
-    finally:
-        db.dispose()
 
 
 @main.command()

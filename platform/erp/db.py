@@ -321,6 +321,10 @@ class Database:
         binding.engine.dispose(close=close)
 
 
+#: The process's database; `erp.extensions` re-exports it with the other extensions.
+db = Database()
+
+
 @contextmanager
 def acting_in_tenant(session: Session, tenant: UUID) -> Iterator[None]:
     """Inside an operator transaction, do tenant-side work as erp_app for `tenant` only.

@@ -86,8 +86,8 @@ def _demo_tenant(settings: Settings, state: dict[str, Any]) -> str:
     """Provision the demo tenant (once) and return its API key."""
     from erp.context import current_actor
     from erp.db import acting_in_tenant
-    from erp.domains import seed_demo
     from erp.extensions import db
+    from erp.registry import registry
     from erp.scopes import ALL_SCOPES
     from erp.tenancy import services
 
@@ -105,7 +105,8 @@ def _demo_tenant(settings: Settings, state: dict[str, Any]) -> str:
                 s, services.CreateApiKey("demo key", sorted(ALL_SCOPES)), "test", None
             )
             if created:
-                seed_demo(s)
+                for seed in registry().demo_seeders:
+                    seed(s)
         return raw
 
     raw = db.unit_of_work(provision, tenant=None, role="erp_ops")

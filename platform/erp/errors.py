@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -152,17 +153,36 @@ def problem_from_http(exc: HTTPException) -> Problem:
     return Problem(slug, detail, errors=errors, headers=headers)
 
 
-#: SQLSTATEs raised by our own triggers (policies/*.sql) and value errors.
+#: The core's own SQLSTATE problems; domains register theirs (Registry.sqlstate).
 _SQLSTATE_PROBLEMS: dict[str, tuple[str, str]] = {
-    "EL001": ("unbalanced", "Entries must be at least two and sum to zero in each currency."),
-    "EL002": ("period-closed", "The accounting period is closed."),
-    "EL003": ("conflict", "Ledger history is immutable; that change is not allowed."),
     "22003": ("validation", "A value or a sum would overflow a 64-bit integer."),
 }
+#: A domain's SQL may name the field at fault in the error's DETAIL as `field: message`.
+_FIELD_DETAIL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.+)$", re.S)
+
+
+def _domain_problem(exc: DBAPIError, state: str) -> Problem | None:
+    from erp.registry import registry
+
+    known = registry().sqlstates.get(state)
+    if known is None:
+        return None
+    diag = getattr(exc.orig, "diag", None)
+    raised = getattr(diag, "message_detail", None) or ""
+    match = _FIELD_DETAIL.match(raised)
+    if match:
+        field, message = match.groups()
+        return Problem(known.slug, f"{field}: {message}", errors={field: [message]})
+    if known.field is not None:
+        return Problem(known.slug, known.detail, errors={known.field: [known.detail]})
+    return Problem(known.slug, known.detail)
 
 
 def problem_from_db(exc: DBAPIError) -> Problem:
     state = sqlstate(exc)
+    domain = _domain_problem(exc, state) if state else None
+    if domain is not None:
+        return domain
     if state in _SQLSTATE_PROBLEMS:
         slug, detail = _SQLSTATE_PROBLEMS[state]
         return Problem(slug, detail)

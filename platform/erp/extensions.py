@@ -10,8 +10,10 @@ from flask_smorest import Api as _SmorestApi
 from flask_smorest import Blueprint as _SmorestBlueprint
 from webargs.flaskparser import FlaskParser
 
-from erp.db import Database
-from erp.jobs import JobQueue
+from erp.db import db
+from erp.jobs import queue
+
+__all__ = ["Api", "Blueprint", "db", "queue"]
 
 
 class Api(_SmorestApi):  # type: ignore[misc]
@@ -26,7 +28,3 @@ class Blueprint(_SmorestBlueprint):  # type: ignore[misc]
     typo such as `?acount_id=` never silently widens a list."""
 
     ARGUMENTS_PARSER = FlaskParser(unknown=ma.RAISE)
-
-
-db = Database()
-queue = JobQueue()

@@ -21,7 +21,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from erp.db import TenantSession
+from erp.db import TenantSession, db
 
 log = logging.getLogger("erp.jobs")
 P = ParamSpec("P")
@@ -81,6 +81,10 @@ class JobQueue:
         return self.queue(queue).enqueue(func, *args, **kwargs)
 
 
+#: The process's queue; `erp.extensions` re-exports it with the other extensions.
+queue = JobQueue()
+
+
 def enqueue_after_commit(s: Session, func: str, *args: Any, queue: str = "default") -> None:
     """Enqueue `func(*args)` (JSON-able args) once `s` commits; dropped on rollback."""
     s.info.setdefault(_PENDING, []).append((func, args, queue))
@@ -90,11 +94,9 @@ def enqueue_after_commit(s: Session, func: str, *args: Any, queue: str = "defaul
 def _flush_jobs(session: Session) -> None:
     pending = session.info.pop(_PENDING, [])
     if pending:
-        from erp.extensions import queue as job_queue
-
         for func, args, qname in pending:
             try:
-                job_queue.enqueue(func, *args, queue=qname)
+                queue.enqueue(func, *args, queue=qname)
             except RedisError:
                 # The transaction is committed: failing the request now would invite a
                 # duplicate retry. What must not be lost goes through the outbox instead.
@@ -114,7 +116,6 @@ def tenant_job(
     @wraps(fn)
     def run(tenant_id: str, *args: P.args, **kwargs: P.kwargs) -> T:
         from erp.context import current_actor
-        from erp.extensions import db
 
         db.fork_safe()
         token = current_actor.set(f"system:job:{fn.__module__}.{fn.__name__}")

@@ -19,14 +19,15 @@ from erp.tenancy import services as tenancy
 
 
 def _provision_with_demo(s: Any, slug: str) -> uuid.UUID:
-    from erp.domains import seed_demo
+    from erp.registry import registry
 
     tenant, created = tenancy.provision_tenant(
         s, tenancy.ProvisionTenant(slug=slug, name="Demo", base_currency="USD")
     )
     assert created
     with acting_in_tenant(s, tenant.id):
-        seed_demo(s)
+        for seed in registry().demo_seeders:
+            seed(s)
     return tenant.id
 
 
@@ -52,7 +53,7 @@ def test_postings_inside_acting_in_tenant_commit_and_balance(app: ErpFlask) -> N
 
 def test_default_template_loads_without_an_app() -> None:
     code = (
-        "from erp.tenancy.templates import load_template; "
+        "from erp.templates import load_template; "
         "t = load_template('default'); "
         "print(sorted(t.sections))"
     )

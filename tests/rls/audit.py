@@ -20,28 +20,20 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from erp.db import TENANT_SCHEMAS
+from erp.registry import registry
 
 GLOBAL_SCHEMAS = frozenset({"platform"})
 PUBLIC_TABLES = frozenset({"public.alembic_version"})
 RUNTIME_LOGIN = "erp_app"
 OWNER = "erp_owner"
 AUTH_OWNER = "erp_auth"
-#: SECURITY DEFINER functions, identity -> owner. Reviewed one by one, each with a test
-#: in test_definer.py: a new definer fails the audit until it is added here.
-DEFINERS = {
-    # policies/api_key_lookup.sql: the one lookup before a tenant is known
-    "app.lookup_api_key(text,text)": AUTH_OWNER,
-    # policies/ledger_balances.sql: the only writers of ledger.balance_deltas; owned by
-    # erp_owner, which FORCE RLS still confines to the caller's tenant
-    "ledger.after_entries_insert()": OWNER,
-    "ledger.after_transaction_settled()": OWNER,
-    "ledger.compact_balance_deltas(date)": OWNER,
-}
+#: SECURITY DEFINER functions, identity -> owner, as each domain registers them
+#: (`Registry.catalog`). Reviewed one by one, each with a test in test_definer.py: a new
+#: definer fails the audit until its domain lists it.
+DEFINERS: dict[str, str] = dict(registry().definers)
 #: Tables whose history is never rewritten: no UPDATE/DELETE for erp_app, guard triggers.
 #: Any other table with an app.refuse_change row guard must also refuse TRUNCATE.
-APPEND_ONLY = frozenset(
-    {"iam.audit_log", "webhooks.outbox_events", "platform.audit_events", "ledger.entries"}
-)
+APPEND_ONLY: frozenset[str] = frozenset(registry().append_only)
 FORBIDDEN_PRIVILEGES = ("TRUNCATE", "REFERENCES", "TRIGGER")
 ALL_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", *FORBIDDEN_PRIVILEGES)
 TENANT_EXPR = "tenant_id=app.current_tenant_id()"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from erp.http import ErpFlask
-from erp.tenancy.templates import TEMPLATES_DIR
+from erp.templates import TEMPLATES_DIR
 from tests.conftest import TenantHandle, make_tenant
 from tests.core.helpers import assert_problem, new_slug, owner_sql
 

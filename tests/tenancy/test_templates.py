@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from erp.http import ErpFlask
-from erp.tenancy import templates
-from erp.tenancy.templates import TemplateError, load_template, parse_template, validate_all
+from erp import templates
+from erp.templates import TemplateError, load_template, parse_template, validate_all
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from erp.currencies import CURRENCIES
 from erp.ledger import services
 from erp.ledger.commands import NewAccount
 from erp.ledger.models import ACCOUNT_TYPES, GUARDS, Account
-from erp.tenancy.templates import register_section
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FIELDS = {"code", "name", "type", "currency", "guard", "role", "parent"}
@@ -83,7 +82,3 @@ def apply(s: Session, section: Any, base_currency: str) -> None:
             ),
         )
         ids[created.code] = created.id
-
-
-def register() -> None:
-    register_section("ledger", validate, apply, order=10)

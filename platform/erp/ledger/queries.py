@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from erp.errors import Problem
 from erp.ledger.commands import Balance, EntryView, TransactionView
 from erp.ledger.models import DEBIT_NORMAL, Account, Entry, Transaction
+from erp.pagination import Page, paginate
 
 
 def find_by_idempotency_key(s: Session, key: str) -> tuple[uuid.UUID, str] | None:
@@ -236,3 +237,69 @@ def accounts_query(include_archived: bool = True) -> Select[Any]:
     if not include_archived:
         stmt = stmt.where(Account.archived.is_(False))
     return stmt
+
+
+# -- lists (cursor-paginated, API.md Lists) ---------------------------------------------
+
+
+def accounts_page(
+    s: Session, include_archived: bool, cursor: str | None, limit: int
+) -> Page[Account]:
+    return paginate(
+        s,
+        accounts_query(include_archived),
+        list_name="ledger.accounts",
+        sort=Account.created_at,
+        id_col=Account.id,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def account_entries_page(
+    s: Session, account_id: uuid.UUID, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """The account's entries (voided ones excluded) with their transaction's status."""
+    page: Page[Entry] = paginate(
+        s,
+        account_entries_query(account_id),
+        list_name=f"ledger.entries.{account_id}",
+        sort=Entry.effective_at,
+        id_col=Entry.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    status = dict(
+        s.execute(
+            select(Transaction.id, Transaction.status).where(
+                Transaction.id.in_({e.transaction_id for e in page.items})
+            )
+        ).all()
+    )
+    items = [
+        {
+            "id": e.id,
+            "transaction_id": e.transaction_id,
+            "amount": e.amount,
+            "currency": e.currency,
+            "effective_at": e.effective_at,
+            "status": status[e.transaction_id],
+        }
+        for e in page.items
+    ]
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+def transactions_page(
+    s: Session, filters: dict[str, Any], cursor: str | None, limit: int
+) -> dict[str, Any]:
+    page: Page[Transaction] = paginate(
+        s,
+        transactions_query(**filters),
+        list_name="ledger.transactions",
+        sort=Transaction.effective_at,
+        id_col=Transaction.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": hydrate(s, page.items), "next_cursor": page.next_cursor}

@@ -6,15 +6,14 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from sqlalchemy import select
 
 from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
 from erp.idempotency import HEADER, idempotent
-from erp.ledger import periods, queries, reports, schemas, services
+from erp.ledger import closing, periods, queries, reports, schemas, services
 from erp.ledger.commands import Balance, EntryIn, NewAccount, PostTransaction, TransactionView
-from erp.ledger.models import Account, Entry, Transaction
-from erp.pagination import ListArgs, Page, paginate
+from erp.ledger.models import Account
+from erp.pagination import ListArgs
 from erp.principals import requires_scope
 
 blp = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="Double-entry ledger")
@@ -40,14 +39,8 @@ class Accounts(MethodView):
     @blp.response(200, schemas.AccountPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Accounts with their posted and pending balances, newest first."""
-        page = paginate(
-            db.session,
-            queries.accounts_query(args["include_archived"]),
-            list_name="ledger.accounts",
-            sort=Account.created_at,
-            id_col=Account.id,
-            cursor=args["cursor"],
-            limit=args["limit"],
+        page = queries.accounts_page(
+            db.session, args["include_archived"], args["cursor"], args["limit"]
         )
         return {"items": _with_balances(page.items), "next_cursor": page.next_cursor}
 
@@ -95,34 +88,7 @@ def account_balance(args: dict[str, Any], account_id: str) -> Balance:
 def account_entries(args: dict[str, Any], account_id: str) -> dict[str, Any]:
     """The account's entries (voided ones excluded), newest effective_at first."""
     account = services.get_account(db.session, parse_uuid(account_id, "account_id"))
-    page = paginate(
-        db.session,
-        queries.account_entries_query(account.id),
-        list_name=f"ledger.entries.{account.id}",
-        sort=Entry.effective_at,
-        id_col=Entry.id,
-        cursor=args["cursor"],
-        limit=args["limit"],
-    )
-    status = dict(
-        db.session.execute(
-            select(Transaction.id, Transaction.status).where(
-                Transaction.id.in_({e.transaction_id for e in page.items})
-            )
-        ).all()
-    )
-    items = [
-        {
-            "id": e.id,
-            "transaction_id": e.transaction_id,
-            "amount": e.amount,
-            "currency": e.currency,
-            "effective_at": e.effective_at,
-            "status": status[e.transaction_id],
-        }
-        for e in page.items
-    ]
-    return {"items": items, "next_cursor": page.next_cursor}
+    return queries.account_entries_page(db.session, account.id, args["cursor"], args["limit"])
 
 
 def _command(body: dict[str, Any]) -> PostTransaction:
@@ -153,16 +119,7 @@ class Transactions(MethodView):
                 "metadata_value",
             )
         }
-        page: Page[Transaction] = paginate(
-            db.session,
-            queries.transactions_query(**filters),
-            list_name="ledger.transactions",
-            sort=Transaction.effective_at,
-            id_col=Transaction.id,
-            cursor=args["cursor"],
-            limit=args["limit"],
-        )
-        return {"items": queries.hydrate(db.session, page.items), "next_cursor": page.next_cursor}
+        return queries.transactions_page(db.session, filters, args["cursor"], args["limit"])
 
     @requires_scope("ledger:write")
     @idempotent
@@ -222,7 +179,7 @@ def list_periods() -> dict[str, Any]:
 @blp.response(200, schemas.PeriodOut)
 def close_period(period: str) -> periods.PeriodView:
     """Close a month; closing YYYY-12 also posts the year-end close into retained earnings."""
-    return periods.close_period(db.session, period)
+    return closing.close_period(db.session, period)
 
 
 def _report(name: str, data: dict[str, Any]) -> dict[str, Any] | Response:

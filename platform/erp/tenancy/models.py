@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Identity, String, Text, func
+from sqlalchemy import ARRAY, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from erp.audit import AuditEvent, TenantAuditEntry
 from erp.model_base import Base, TenantScoped, created_at_column
+
+__all__ = ["ApiKey", "AuditEvent", "Operator", "Tenant", "TenantAuditEntry"]
 
 TENANT_STATUSES = ("active", "suspended", "deleting")
 
@@ -49,22 +51,6 @@ class Operator(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
 
 
-class AuditEvent(Base):
-    """Operator actions on tenants; append-only for every role."""
-
-    __tablename__ = "audit_events"
-    __table_args__ = {"schema": "platform"}
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    occurred_at: Mapped[datetime] = created_at_column()
-    actor: Mapped[str] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(Text)
-    tenant_id: Mapped[uuid.UUID | None] = mapped_column()
-    tenant_slug: Mapped[str | None] = mapped_column(Text)
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    request_id: Mapped[str | None] = mapped_column(Text)
-
-
 class ApiKey(TenantScoped, Base):
     __tablename__ = "api_keys"
     __table_args__ = {"schema": "iam"}
@@ -83,18 +69,3 @@ class ApiKey(TenantScoped, Base):
     @property
     def prefix(self) -> str:
         return f"erp_{self.env}_{self.public_id}"
-
-
-class TenantAuditEntry(TenantScoped, Base):
-    """What happened inside a tenant (keys issued, periods closed...); append-only."""
-
-    __tablename__ = "audit_log"
-    __table_args__ = {"schema": "iam"}
-
-    occurred_at: Mapped[datetime] = created_at_column()
-    actor: Mapped[str] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(Text)
-    subject_type: Mapped[str | None] = mapped_column(Text)
-    subject_id: Mapped[str | None] = mapped_column(Text)
-    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    request_id: Mapped[str | None] = mapped_column(Text)

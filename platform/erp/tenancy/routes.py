@@ -6,16 +6,15 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from sqlalchemy import select
 
-from erp.errors import Problem
+from erp.audit import AuditEvent
 from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
 from erp.idempotency import idempotent
-from erp.pagination import ListArgs, Page, paginate
+from erp.pagination import ListArgs, Page
 from erp.principals import current_principal, requires_operator, requires_scope
-from erp.tenancy import schemas, services
-from erp.tenancy.models import ApiKey, AuditEvent, Tenant
+from erp.tenancy import queries, schemas, services
+from erp.tenancy.models import ApiKey, Tenant
 
 ops = Blueprint("ops", __name__, url_prefix="/ops/v1", description="Platform operators")
 tenant_api = Blueprint("iam", __name__, url_prefix="/api/v1", description="Identity and keys")
@@ -28,15 +27,7 @@ class Tenants(MethodView):
     @ops.response(200, schemas.TenantPage)
     def get(self, args: dict[str, Any]) -> Page[Tenant]:
         """List tenants (status only, never their contents)."""
-        return paginate(
-            db.session,
-            services.tenants_query(args.get("status")),
-            list_name="ops.tenants",
-            sort=Tenant.created_at,
-            id_col=Tenant.id,
-            cursor=args["cursor"],
-            limit=args["limit"],
-        )
+        return queries.tenants_page(db.session, args.get("status"), args["cursor"], args["limit"])
 
     @requires_operator
     @idempotent
@@ -114,14 +105,8 @@ def issue_key(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
 @ops.response(200, schemas.AuditEventPage)
 def audit_events(args: dict[str, Any]) -> Page[AuditEvent]:
     """Who did what to which tenant; append-only."""
-    return paginate(
-        db.session,
-        services.audit_events_query(args.get("tenant_id")),
-        list_name="ops.audit",
-        sort=AuditEvent.occurred_at,
-        id_col=AuditEvent.id,
-        cursor=args["cursor"],
-        limit=args["limit"],
+    return queries.audit_events_page(
+        db.session, args.get("tenant_id"), args["cursor"], args["limit"]
     )
 
 
@@ -151,15 +136,7 @@ class ApiKeys(MethodView):
     @tenant_api.arguments(ListArgs, location="query")
     @tenant_api.response(200, schemas.ApiKeyPage)
     def get(self, args: dict[str, Any]) -> Page[ApiKey]:
-        return paginate(
-            db.session,
-            select(ApiKey),
-            list_name="iam.api_keys",
-            sort=ApiKey.created_at,
-            id_col=ApiKey.id,
-            cursor=args["cursor"],
-            limit=args["limit"],
-        )
+        return queries.api_keys_page(db.session, args["cursor"], args["limit"])
 
     @requires_scope("api_keys:write")
     @idempotent(shown_once=("key",))
@@ -178,10 +155,7 @@ class ApiKeyById(MethodView):
     @requires_scope("api_keys:read")
     @tenant_api.response(200, schemas.ApiKeyOut)
     def get(self, key_id: str) -> ApiKey:
-        key = db.session.get(ApiKey, parse_uuid(key_id, "key_id"))
-        if key is None:
-            raise Problem("not-found")
-        return key
+        return queries.get_api_key(db.session, parse_uuid(key_id, "key_id"))
 
     @requires_scope("api_keys:write")
     @tenant_api.response(204)

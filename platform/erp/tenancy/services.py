@@ -8,18 +8,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from erp import credentials
+from erp import audit, credentials
 from erp.context import current_actor
 from erp.db import acting_in_tenant
 from erp.errors import Problem
+from erp.registry import registry
 from erp.scopes import implied, unknown
-from erp.tenancy import audit
-from erp.tenancy.models import ApiKey, AuditEvent, Operator, Tenant
-from erp.tenancy.templates import TemplateError, load_template
+from erp.templates import TemplateError, load_template
+from erp.tenancy.models import ApiKey, Operator, Tenant
+from erp.tenancy.queries import tenants_query
 
 # -- tenants ---------------------------------------------------------------------
 
@@ -30,16 +31,6 @@ class ProvisionTenant:
     name: str
     base_currency: str
     template: str = "default"
-
-
-#: name -> SQL counting rows of the current tenant; domains add theirs.
-_USAGE: dict[str, str] = {
-    "api_keys": "SELECT count(*) FROM iam.api_keys WHERE revoked_at IS NULL",
-}
-
-
-def register_usage(name: str, count_sql: str) -> None:
-    _USAGE[name] = count_sql
 
 
 def _same_request(t: Tenant, cmd: ProvisionTenant) -> bool:
@@ -85,11 +76,6 @@ def provision_tenant(s: Session, cmd: ProvisionTenant) -> tuple[Tenant, bool]:
     return tenant, True
 
 
-def tenants_query(status: str | None = None) -> Select[Any]:
-    stmt = select(Tenant)
-    return stmt.where(Tenant.status == status) if status else stmt
-
-
 def list_tenants(s: Session, status: str | None = None) -> list[Tenant]:
     return list(
         s.scalars(tenants_query(status).order_by(Tenant.created_at.desc(), Tenant.id.desc()))
@@ -106,7 +92,7 @@ def get_tenant(s: Session, tenant_id: uuid.UUID) -> Tenant:
 def usage_counts(s: Session, tenant_id: uuid.UUID) -> dict[str, int]:
     """Row counts of one tenant: how much it uses, never what it holds."""
     with acting_in_tenant(s, tenant_id):
-        return {name: int(s.execute(text(q)).scalar_one()) for name, q in _USAGE.items()}
+        return {name: int(s.execute(text(q)).scalar_one()) for name, q in registry().usage.items()}
 
 
 def _transition(
@@ -170,11 +156,6 @@ def restore_tenant(s: Session, tenant_id: uuid.UUID) -> Tenant:
         t.delete_after = None
 
     return _transition(s, tenant_id, ("deleting",), "tenant.restored", change)
-
-
-def audit_events_query(tenant_id: uuid.UUID | None = None) -> Select[Any]:
-    stmt = select(AuditEvent)
-    return stmt.where(AuditEvent.tenant_id == tenant_id) if tenant_id else stmt
 
 
 # -- operators -------------------------------------------------------------------

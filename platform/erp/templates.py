@@ -1,14 +1,14 @@
 """Provisioning templates (tenants/templates/*.yaml), validated when loaded.
 
 A template is a mapping of sections; each domain registers the sections it
-understands with a validator and an apply function. An unknown section, or one
-its validator refuses, fails the load with the file and the path of the fault.
+understands (`Registry.template_section`) with a validator and an apply
+function. An unknown section, or one its validator refuses, fails the load with
+the file and the path of the fault.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from erp.paths import TEMPLATES
+from erp.registry import TemplateSection, registry
 
 TEMPLATES_DIR = TEMPLATES
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -26,36 +27,14 @@ class TemplateError(ValueError):
     """A template that does not validate; the message names the file and field."""
 
 
-Validator = Callable[[Any], list[str]]
-Applier = Callable[[Session, Any, str], None]
-
-
-@dataclass(frozen=True)
-class Section:
-    name: str
-    validate: Validator
-    apply: Applier
-    order: int
-
-
-_SECTIONS: dict[str, Section] = {}
-
-
-def register_section(name: str, validate: Validator, apply: Applier, order: int = 100) -> None:
-    """Called by a domain's services module: it provisions `name` from templates."""
-    section = Section(name, validate, apply, order)
-    if _SECTIONS.get(name) != section:
-        _SECTIONS[name] = section
-        load_template.cache_clear()
-
-
 @dataclass(frozen=True)
 class Template:
     name: str
     sections: dict[str, Any]
 
     def apply(self, s: Session, base_currency: str) -> None:
-        for section in sorted((_SECTIONS[k] for k in self.sections), key=lambda x: x.order):
+        known = known_sections()
+        for section in sorted((known[k] for k in self.sections), key=lambda x: x.order):
             section.apply(s, self.sections[section.name], base_currency)
 
 
@@ -67,15 +46,8 @@ def _qualify(section: str, problem: str) -> str:
     return f"{section}{'' if path.startswith('[') else '.'}{path}: {message}"
 
 
-def _ensure_sections() -> None:
-    """Every domain's sections, whether or not an app was created (CLI, dev server)."""
-    from erp.domains import register_sections
-
-    register_sections()
-
-
 def parse_template(name: str, text: str, source: str) -> Template:
-    _ensure_sections()
+    known = known_sections()
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -84,9 +56,9 @@ def parse_template(name: str, text: str, source: str) -> Template:
         raise TemplateError(f"{source}: a template is a mapping of sections")
     problems: list[str] = []
     for key, value in data.items():
-        section = _SECTIONS.get(key)
+        section = known.get(key)
         if section is None:
-            problems.append(f"{key}: unknown section (known: {', '.join(sorted(_SECTIONS))})")
+            problems.append(f"{key}: unknown section (known: {', '.join(sorted(known))})")
             continue
         problems += [_qualify(key, p) for p in section.validate(value)]
     if problems:
@@ -118,4 +90,10 @@ def _validate_description(value: Any) -> list[str]:
     return [] if isinstance(value, str) else ["must be a string"]
 
 
-register_section("description", _validate_description, lambda _s, _v, _c: None, order=0)
+#: The core's own section: free text, provisions nothing.
+_DESCRIPTION = TemplateSection("description", _validate_description, lambda _s, _v, _c: None, 0)
+
+
+def known_sections() -> dict[str, TemplateSection]:
+    """Every section a template may hold: the core's and the domains'."""
+    return {"description": _DESCRIPTION, **registry().sections}

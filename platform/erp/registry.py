@@ -1,0 +1,149 @@
+"""What the domains contribute to the core, collected from each domain's `register()`.
+
+Each domain package (`erp/<domain>/__init__.py`) exposes `register(r: Registry)`;
+`erp/domains.py` only lists the packages. The core never imports a domain: it reads
+what they registered here (SQLSTATE problems, template sections, usage counts,
+event types, periodic tasks...). The entry points (app factory, CLI, worker,
+scheduler) load the list; `registry()` also loads it on first use, so library code
+and tests see the same registrations whatever started the process.
+
+A domain registers from inside its `register` function, importing its own modules
+there: importing `erp.ledger.services` must not drag in its routes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+Validator = Callable[[Any], list[str]]
+Applier = Callable[[Session, Any, str], None]
+
+
+@dataclass(frozen=True)
+class TemplateSection:
+    """A top-level section of provisioning templates (tenants/templates/*.yaml)."""
+
+    name: str
+    validate: Validator
+    apply: Applier
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Work `erp scheduler` enqueues every `every`: an RQ job by dotted name, no args."""
+
+    name: str
+    func: str
+    every: timedelta
+    queue: str = "default"
+
+
+@dataclass(frozen=True)
+class SqlstateProblem:
+    """How a SQLSTATE raised by a domain's SQL becomes a problem: its slug and detail.
+
+    `field` names the body field at fault when the error's detail does not (e.g.
+    `effective_at` for a closed period); a detail of the form `field: message`
+    raised by the SQL wins over it.
+    """
+
+    slug: str
+    detail: str
+    field: str | None = None
+
+
+@dataclass
+class Registry:
+    domains: list[str] = field(default_factory=list)
+    blueprints: list[Any] = field(default_factory=list)
+    sections: dict[str, TemplateSection] = field(default_factory=dict)
+    usage: dict[str, str] = field(default_factory=dict)
+    sqlstates: dict[str, SqlstateProblem] = field(default_factory=dict)
+    event_types: set[str] = field(default_factory=set)
+    cli_groups: list[Any] = field(default_factory=list)
+    demo_seeders: list[Callable[[Session], None]] = field(default_factory=list)
+    periodic: dict[str, PeriodicTask] = field(default_factory=dict)
+    append_only: set[str] = field(default_factory=set)
+    definers: dict[str, str] = field(default_factory=dict)
+
+    # -- what a domain's register() calls ------------------------------------------
+
+    def blueprint(self, *blueprints: Any) -> None:
+        """flask-smorest Blueprints the app serves."""
+        self.blueprints.extend(blueprints)
+
+    def template_section(
+        self, name: str, validate: Validator, apply: Applier, *, order: int = 100
+    ) -> None:
+        if name in self.sections:
+            raise ValueError(f"template section {name!r} is registered twice")
+        self.sections[name] = TemplateSection(name, validate, apply, order)
+
+    def usage_count(self, name: str, count_sql: str) -> None:
+        """A count shown to operators (`GET /ops/v1/tenants/{id}`), run in the tenant."""
+        self.usage[name] = count_sql
+
+    def sqlstate(self, state: str, slug: str, detail: str, *, field: str | None = None) -> None:
+        """A custom SQLSTATE raised by this domain's SQL (policies/*.sql)."""
+        if state in self.sqlstates:
+            raise ValueError(f"SQLSTATE {state} is registered twice")
+        self.sqlstates[state] = SqlstateProblem(slug, detail, field)
+
+    def events(self, *event_types: str) -> None:
+        """Outbox event types this domain emits (API.md, Outbound events)."""
+        self.event_types.update(event_types)
+
+    def cli(self, group: Any) -> None:
+        """A click group, added to `erp` under its own name."""
+        self.cli_groups.append(group)
+
+    def demo(self, seeder: Callable[[Session], None]) -> None:
+        """Sample rows for the demo tenant of `make run` (runs in that tenant)."""
+        self.demo_seeders.append(seeder)
+
+    def every(self, interval: timedelta, func: str, *, name: str, queue: str = "default") -> None:
+        """A periodic job for `erp scheduler`."""
+        if name in self.periodic:
+            raise ValueError(f"periodic task {name!r} is registered twice")
+        self.periodic[name] = PeriodicTask(name, func, interval, queue)
+
+    def catalog(
+        self, *, append_only: Iterable[str] = (), definers: Mapping[str, str] | None = None
+    ) -> None:
+        """What the catalog audit (tests/rls) must know: append-only tables, and the
+        SECURITY DEFINER functions allowed (identity -> owning role)."""
+        self.append_only.update(append_only)
+        self.definers.update(definers or {})
+
+
+_lock = threading.Lock()
+_loaded: Registry | None = None
+
+
+def load(modules: Iterable[str]) -> Registry:
+    """A fresh registry holding what each listed domain package registers."""
+    reg = Registry()
+    for name in modules:
+        module = importlib.import_module(name)
+        module.register(reg)
+        reg.domains.append(name)
+    return reg
+
+
+def registry() -> Registry:
+    """The process's registry of the domains listed in `erp.domains`, loaded once."""
+    global _loaded
+    if _loaded is None:
+        with _lock:
+            if _loaded is None:
+                listed = importlib.import_module("erp.domains")
+                _loaded = load(listed.DOMAINS)
+    return _loaded
