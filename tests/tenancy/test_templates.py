@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from erp.http import ErpFlask
 from erp import templates
+from erp.http import ErpFlask
 from erp.templates import TemplateError, load_template, parse_template, validate_all
 
 
