@@ -6,17 +6,21 @@ from typing import Any
 
 from erp.config import Settings
 from erp.http import ErpFlask
+from erp.registry import Registry
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None, **config: Any) -> ErpFlask:
+def create_app(
+    settings: Settings | None = None, *, domains: Registry | None = None, **config: Any
+) -> ErpFlask:
+    """The app, serving what `domains` registered (default: those of `erp.domains`)."""
     from erp import docs_assets, health
     from erp.errors import register_error_handlers
     from erp.extensions import Api, db, queue
     from erp.http import install_request_hooks
     from erp.logs import configure_logging
-    from erp.registry import registry
+    from erp.registry import APP_KEY, default_registry
 
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
@@ -47,6 +51,8 @@ def create_app(settings: Settings | None = None, **config: Any) -> ErpFlask:
     install_request_hooks(app)
     app.register_blueprint(health.blp)
     app.register_blueprint(docs_assets.blp)
-    for blueprint in registry().blueprints:
+    domains = domains or default_registry()
+    app.extensions[APP_KEY] = domains
+    for blueprint in domains.blueprints:
         api.register_blueprint(blueprint)
     return app

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from erp.context import current_actor, current_request_id
 from erp.db import backoff, current_db_role, current_tenant, is_retryable
 from erp.errors import Problem
+from erp.registry import registry
 
 log = logging.getLogger("erp.http")
 
@@ -85,9 +86,11 @@ def _check_body() -> None:
 
 
 def _authenticate() -> None:
-    from erp.tenancy.authn import authenticate_request
-
-    principal = authenticate_request(request.path, request.headers.get("Authorization"))
+    principal = None
+    for authenticate in registry().authenticators:
+        principal = authenticate(request.path, request.headers.get("Authorization"))
+        if principal is not None:
+            break
     g.principal = principal
     if principal is None:
         return

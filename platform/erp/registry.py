@@ -20,9 +20,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 Validator = Callable[[Any], list[str]]
+#: (path, Authorization header) -> the caller, None when the scheme is not its own;
+#: raises a 401/403 Problem for a credential of its kind that does not hold.
+Authenticator = Callable[[str, str | None], Any]
 Applier = Callable[[Session, Any, str], None]
 
 
@@ -73,6 +77,7 @@ class Registry:
     periodic: dict[str, PeriodicTask] = field(default_factory=dict)
     append_only: set[str] = field(default_factory=set)
     definers: dict[str, str] = field(default_factory=dict)
+    authenticators: list[Authenticator] = field(default_factory=list)
 
     # -- what a domain's register() calls ------------------------------------------
 
@@ -115,6 +120,10 @@ class Registry:
             raise ValueError(f"periodic task {name!r} is registered twice")
         self.periodic[name] = PeriodicTask(name, func, interval, queue)
 
+    def authenticator(self, fn: Authenticator) -> None:
+        """Resolves the request's principal before its transaction (DESIGN.md §2)."""
+        self.authenticators.append(fn)
+
     def catalog(
         self, *, append_only: Iterable[str] = (), definers: Mapping[str, str] | None = None
     ) -> None:
@@ -124,6 +133,7 @@ class Registry:
         self.definers.update(definers or {})
 
 
+APP_KEY = "erp_registry"
 _lock = threading.Lock()
 _loaded: Registry | None = None
 
@@ -139,7 +149,16 @@ def load(modules: Iterable[str]) -> Registry:
 
 
 def registry() -> Registry:
-    """The process's registry of the domains listed in `erp.domains`, loaded once."""
+    """The current app's registry (`create_app(domains=...)`), else the process's: the
+    domains listed in `erp.domains`, loaded once."""
+    if has_app_context():
+        bound: Registry | None = current_app.extensions.get(APP_KEY)
+        if bound is not None:
+            return bound
+    return default_registry()
+
+
+def default_registry() -> Registry:
     global _loaded
     if _loaded is None:
         with _lock:

@@ -6,8 +6,9 @@ from erp.registry import Registry
 
 
 def register(r: Registry) -> None:
-    from erp.tenancy import routes
+    from erp.tenancy import authn, routes
 
+    r.authenticator(authn.authenticate_request)
     r.blueprint(routes.ops, routes.tenant_api)
     r.usage_count("api_keys", "SELECT count(*) FROM iam.api_keys WHERE revoked_at IS NULL")
     r.catalog(
