@@ -86,15 +86,30 @@ queue = JobQueue()
 
 
 def enqueue_after_commit(s: Session, func: str, *args: Any, queue: str = "default") -> None:
-    """Enqueue `func(*args)` (JSON-able args) once `s` commits; dropped on rollback."""
-    s.info.setdefault(_PENDING, []).append((func, args, queue))
+    """Enqueue `func(*args)` (JSON-able args) once `s` commits for good.
+
+    Jobs belong to the innermost transaction open when they were asked for: a savepoint
+    (`begin_nested`) that rolls back drops its own jobs and keeps the ones queued before
+    it; one that is released hands its jobs to the enclosing transaction; only the
+    outermost commit enqueues, and the outermost rollback drops them all.
+    """
+    tx = s.get_nested_transaction() or s.get_transaction()
+    pending: dict[Any, list[Any]] = s.info.setdefault(_PENDING, {})
+    pending.setdefault(tx, []).append((func, args, queue))
 
 
 @event.listens_for(TenantSession, "after_commit")
 def _flush_jobs(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
-    if pending:
-        for func, args, qname in pending:
+    pending: dict[Any, list[Any]] = session.info.get(_PENDING) or {}
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:  # RELEASE SAVEPOINT: the enclosing transaction owns them now
+        jobs = pending.pop(savepoint, [])
+        if jobs:
+            pending.setdefault(savepoint.parent, []).extend(jobs)
+        return
+    session.info.pop(_PENDING, None)
+    for jobs in pending.values():
+        for func, args, qname in jobs:
             try:
                 queue.enqueue(func, *args, queue=qname)
             except RedisError:
@@ -105,7 +120,11 @@ def _flush_jobs(session: Session) -> None:
 
 @event.listens_for(TenantSession, "after_rollback")
 def _drop_jobs(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        session.info.pop(_PENDING, None)
+    else:  # ROLLBACK TO SAVEPOINT: only what was queued inside it goes
+        (session.info.get(_PENDING) or {}).pop(savepoint, None)
 
 
 def tenant_job(

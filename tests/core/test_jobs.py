@@ -60,6 +60,67 @@ def test_dropped_on_rollback(app: ErpFlask, default_queue: Queue) -> None:
     assert _jobs(default_queue) == []
 
 
+def _args(q: Queue) -> list[list[Any]]:
+    return sorted(job.args for job in _jobs(q))
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_jobs(
+    app: ErpFlask, default_queue: Queue
+) -> None:
+    with app.app_context(), db.new_session() as s:
+        s.execute(text("SELECT 1"))
+        enqueue_after_commit(s, NOOP, "before")
+        savepoint = s.begin_nested()
+        enqueue_after_commit(s, NOOP, "inside")
+        savepoint.rollback()
+        assert _jobs(default_queue) == []
+        enqueue_after_commit(s, NOOP, "after")
+        s.commit()
+    assert _args(default_queue) == [["after"], ["before"]]
+
+
+def test_a_released_savepoint_enqueues_nothing_before_the_outer_commit(
+    app: ErpFlask, default_queue: Queue
+) -> None:
+    with app.app_context(), db.new_session() as s:
+        s.execute(text("SELECT 1"))
+        with s.begin_nested():
+            enqueue_after_commit(s, NOOP, "released")
+            with s.begin_nested():
+                enqueue_after_commit(s, NOOP, "deeper")
+        assert _jobs(default_queue) == []  # RELEASE SAVEPOINT is not a commit
+        s.commit()
+    assert _args(default_queue) == [["deeper"], ["released"]]
+
+
+def test_a_released_savepoint_inside_a_rolled_back_one_is_dropped_with_it(
+    app: ErpFlask, default_queue: Queue
+) -> None:
+    with app.app_context(), db.new_session() as s:
+        s.execute(text("SELECT 1"))
+        enqueue_after_commit(s, NOOP, "kept")
+        outer = s.begin_nested()
+        with s.begin_nested():
+            enqueue_after_commit(s, NOOP, "released into outer")
+        outer.rollback()
+        s.commit()
+    assert _args(default_queue) == [["kept"]]
+
+
+def test_the_outermost_rollback_drops_jobs_of_released_savepoints(
+    app: ErpFlask, default_queue: Queue
+) -> None:
+    with app.app_context(), db.new_session() as s:
+        s.execute(text("SELECT 1"))
+        enqueue_after_commit(s, NOOP, "outer")
+        with s.begin_nested():
+            enqueue_after_commit(s, NOOP, "released")
+        s.rollback()
+        s.execute(text("SELECT 1"))
+        s.commit()
+    assert _jobs(default_queue) == []
+
+
 def test_jobs_travel_as_json(app: ErpFlask, default_queue: Queue) -> None:
     with app.app_context(), db.new_session() as s:
         s.execute(text("SELECT 1"))
