@@ -138,6 +138,7 @@ def upgrade() -> None:
     """)
     tenant_table("ledger.periods", append_only=True)
 
+    run_sql(policy_sql("ledger_transaction_update.sql"))
     run_sql(policy_sql("ledger_guards.sql"))
     run_sql(policy_sql("ledger_balances.sql"))
 

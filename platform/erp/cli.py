@@ -79,6 +79,14 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
+def scheduler() -> None:
+    """Enqueue periodic work on its interval (one active per deployment, leader-locked)."""
+    from erp.scheduler import run_scheduler
+
+    run_scheduler(_settings())
+
+
+@main.command()
 @click.option("--revision", default="head")
 @click.option(
     "--app-password",

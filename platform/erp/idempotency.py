@@ -18,7 +18,7 @@ from functools import wraps
 from typing import Any, ParamSpec, overload
 
 from flask import current_app, request
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlalchemy.orm import Session
 
 from erp.errors import Problem
@@ -159,3 +159,40 @@ def _run_once(key: str, hidden: frozenset[str], run: Callable[[], Any]) -> Any:
             body = {k: v for k, v in body.items() if k not in hidden}
         store.save(s, scope, key, fp, resp.status_code, body)
     return resp
+
+
+# -- expiry ----------------------------------------------------------------------------
+
+_DISCOVER = text("SELECT * FROM app.tenants_with_expired_idempotency_records(:limit)")
+_DELETE_TENANT = text("DELETE FROM iam.idempotency_records WHERE expires_at <= now()")
+_DELETE_OPERATOR = text(
+    "DELETE FROM platform.operator_idempotency_records WHERE expires_at <= now()"
+)
+#: Tenants handled per discovery round; rounds repeat until none is left.
+DISCOVERY_BATCH = 500
+
+
+def purge_expired() -> int:
+    """RQ job (scheduled by `erp scheduler`): delete expired idempotency records.
+
+    Discovery names the tenants that have any (ids only, DESIGN.md §3); each tenant's
+    records are then deleted in a transaction pinned to that tenant, under RLS. The
+    operators' records live in `platform` and are deleted as erp_ops. Safe to run twice
+    or concurrently: a row is deleted once, a second run finds nothing.
+    """
+    db.fork_safe()
+    deleted = 0
+    while True:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            tenants = list(conn.execute(_DISCOVER, {"limit": DISCOVERY_BATCH}).scalars())
+        for tenant in tenants:
+            deleted += db.unit_of_work(lambda s: _delete(s, _DELETE_TENANT), tenant=tenant)
+        if len(tenants) < DISCOVERY_BATCH:
+            break
+    deleted += db.unit_of_work(lambda s: _delete(s, _DELETE_OPERATOR), tenant=None, role="erp_ops")
+    return deleted
+
+
+def _delete(s: Session, stmt: Any) -> int:
+    result: CursorResult[Any] = s.execute(stmt)  # type: ignore[assignment]
+    return int(result.rowcount or 0)

@@ -51,8 +51,6 @@ class Transaction(TenantScoped, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     reverses_id: Mapped[uuid.UUID | None] = mapped_column()
     adjusts_id: Mapped[uuid.UUID | None] = mapped_column()
-    idempotency_key: Mapped[str | None] = mapped_column(Text)
-    request_hash: Mapped[str | None] = mapped_column(Text)
 
 
 class Entry(TenantScoped, Base):

@@ -19,13 +19,6 @@ from erp.ledger.models import DEBIT_NORMAL, Account, Entry, Transaction
 from erp.pagination import Page, paginate
 
 
-def find_by_idempotency_key(s: Session, key: str) -> tuple[uuid.UUID, str] | None:
-    row = s.execute(
-        select(Transaction.id, Transaction.request_hash).where(Transaction.idempotency_key == key)
-    ).first()
-    return (row[0], row[1] or "") if row else None
-
-
 def _entries(s: Session, tx_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[EntryView]]:
     """The entries of each transaction, in a stable order (account, amount)."""
     entries: dict[uuid.UUID, list[EntryView]] = defaultdict(list)

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
-from erp.idempotency import HEADER, idempotent
+from erp.idempotency import idempotent
 from erp.ledger import closing, periods, queries, reports, schemas, services
 from erp.ledger.commands import Balance, EntryIn, NewAccount, PostTransaction, TransactionView
 from erp.ledger.models import Account
@@ -127,7 +127,7 @@ class Transactions(MethodView):
     @blp.response(201, schemas.TransactionOut)
     def post(self, body: dict[str, Any]) -> TransactionView:
         """Post a balanced transaction (or hold it with status "pending")."""
-        return services.post_transaction(db.session, _command(body), request.headers.get(HEADER))
+        return services.post_transaction(db.session, _command(body))
 
 
 @blp.route("/transactions/<tx_id>")
@@ -139,6 +139,7 @@ def get_transaction(tx_id: str) -> TransactionView:
 
 @blp.route("/transactions/<tx_id>/post", methods=["POST"])
 @requires_scope("ledger:write")
+@idempotent
 @blp.arguments(schemas.SettleIn)
 @blp.response(200, schemas.TransactionOut)
 def post_pending(body: dict[str, Any], tx_id: str) -> TransactionView:
@@ -149,6 +150,7 @@ def post_pending(body: dict[str, Any], tx_id: str) -> TransactionView:
 
 @blp.route("/transactions/<tx_id>/void", methods=["POST"])
 @requires_scope("ledger:write")
+@idempotent
 @blp.arguments(schemas.VoidIn)
 @blp.response(200, schemas.TransactionOut)
 def void_pending(body: dict[str, Any], tx_id: str) -> TransactionView:
@@ -176,6 +178,7 @@ def list_periods() -> dict[str, Any]:
 
 @blp.route("/periods/<period>/close", methods=["POST"])
 @requires_scope("ledger:write")
+@idempotent
 @blp.response(200, schemas.PeriodOut)
 def close_period(period: str) -> periods.PeriodView:
     """Close a month; closing YYYY-12 also posts the year-end close into retained earnings."""

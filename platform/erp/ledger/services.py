@@ -7,7 +7,6 @@ enforces the same invariants again (policies/ledger_*.sql) for every writer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections import defaultdict
@@ -115,17 +114,6 @@ def update_account(
 
 
 # -- posting -------------------------------------------------------------------------
-
-
-def request_hash(cmd: PostTransaction) -> str:
-    body = {
-        "description": cmd.description,
-        "effective_at": cmd.effective_at.isoformat() if cmd.effective_at else None,
-        "status": cmd.status,
-        "metadata": cmd.metadata,
-        "entries": [[str(e.account_id), e.amount, e.currency] for e in cmd.entries],
-    }
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def check_balanced(entries: list[EntryIn]) -> None:
@@ -239,9 +227,9 @@ _INSERT = text(
     """
     WITH t AS (
         INSERT INTO ledger.transactions (id, description, status, kind, effective_at,
-            metadata, reverses_id, adjusts_id, idempotency_key, request_hash)
+            metadata, reverses_id, adjusts_id)
         VALUES (:id, :description, :status, :kind, :effective_at, CAST(:metadata AS jsonb),
-            :reverses_id, :adjusts_id, :key, :digest)
+            :reverses_id, :adjusts_id)
         RETURNING created_at, posted_at
     ), e AS (
         INSERT INTO ledger.entries (id, transaction_id, account_id, amount, currency,
@@ -265,23 +253,12 @@ _INSERT = text(
 def post_transaction(
     s: Session,
     cmd: PostTransaction,
-    idempotency_key: str | None = None,
     *,
     kind: str = "standard",
     reverses_id: uuid.UUID | None = None,
     adjusts_id: uuid.UUID | None = None,
 ) -> TransactionView:
     """Post (or hold, with status "pending") a balanced transaction."""
-    digest = request_hash(cmd) if idempotency_key else None
-    if idempotency_key is not None:
-        prior = queries.find_by_idempotency_key(s, idempotency_key)
-        if prior is not None:
-            if prior[1] != digest:
-                raise Problem(
-                    "idempotency-mismatch",
-                    "This Idempotency-Key was used with a different transaction.",
-                )
-            return queries.get_transaction(s, prior[0])
     check_balanced(cmd.entries)
     effective_at = cmd.effective_at or datetime.now(UTC)
     accounts = _validate(s, cmd, effective_at, allow_archived=kind in _SYSTEM_KINDS)
@@ -313,8 +290,6 @@ def post_transaction(
             "metadata": json.dumps(cmd.metadata),
             "reverses_id": reverses_id,
             "adjusts_id": adjusts_id,
-            "key": idempotency_key,
-            "digest": digest,
             "e_ids": [e.id for e in view.entries],
             "e_accounts": [e.account_id for e in ordered],
             "e_amounts": [e.amount for e in ordered],

@@ -14,5 +14,9 @@ def register(r: Registry) -> None:
     r.catalog(
         append_only=["iam.audit_log", "platform.audit_events"],
         # policies/api_key_lookup.sql: the one lookup before a tenant is known
-        definers={"app.lookup_api_key(text,text)": "erp_auth"},
+        definers={
+            "app.lookup_api_key(text,text)": "erp_auth",
+            # policies/idempotency_discovery.sql: tenant ids for the expiry sweep
+            "app.tenants_with_expired_idempotency_records(integer)": "erp_auth",
+        },
     )

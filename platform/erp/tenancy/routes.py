@@ -64,6 +64,7 @@ def _as_dict(tenant: Tenant) -> dict[str, Any]:
 
 @ops.route("/tenants/<tenant_id>/suspend", methods=["POST"])
 @requires_operator
+@idempotent
 @ops.arguments(schemas.SuspendIn)
 @ops.response(200, schemas.TenantOut)
 def suspend(body: dict[str, Any], tenant_id: str) -> Tenant:
@@ -73,6 +74,7 @@ def suspend(body: dict[str, Any], tenant_id: str) -> Tenant:
 
 @ops.route("/tenants/<tenant_id>/reactivate", methods=["POST"])
 @requires_operator
+@idempotent
 @ops.response(200, schemas.TenantOut)
 def reactivate(tenant_id: str) -> Tenant:
     return services.reactivate_tenant(db.session, parse_uuid(tenant_id, "tenant_id"))
@@ -80,6 +82,7 @@ def reactivate(tenant_id: str) -> Tenant:
 
 @ops.route("/tenants/<tenant_id>/restore", methods=["POST"])
 @requires_operator
+@idempotent
 @ops.response(200, schemas.TenantOut)
 def restore(tenant_id: str) -> Tenant:
     """Undo a delete within the grace period."""
