@@ -7,17 +7,19 @@ which bypasses RLS) only sets up fixtures and counts what really is there.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
-from erp.db import TENANT_SCHEMAS
+from erp.db import TENANT_SCHEMAS, sqlstate
 from erp.http import ErpFlask
 from tests.conftest import TenantHandle, make_tenant
+from tests.rls.seeds import seed_tenant, unseeded
 
 
 @contextmanager
@@ -83,34 +85,86 @@ def true_count(owner_engine: Engine, table: str, tenant: uuid.UUID) -> int:
         )
 
 
-@dataclass(frozen=True)
-class Seeded:
-    """Two tenants with rows in every iam table and in the outbox; read-only for tests."""
+def true_rows(owner_engine: Engine, table: str, tenant: uuid.UUID) -> tuple[int, str]:
+    """(count, digest of every row's text) of `tenant` in `table`, read by the superuser.
 
-    a: TenantHandle
-    b: TenantHandle
-
-
-def seed_rows(client: Any, app_engine: Engine, t: TenantHandle) -> None:
-    r = client.post(
-        "/api/v1/api-keys",
-        json={"name": "seeded", "scopes": ["api_keys:read"]},
-        headers={**t.headers, "Idempotency-Key": f"seed-{t.id}"},
-    )
-    assert r.status_code == 201, r.get_json()
-    with in_tenant(app_engine, t.id, commit=True) as conn:
-        conn.execute(
+    The digest changes when any column of any row does, so "B's attack left A's rows
+    as they were" is checked on content, not only on the count.
+    """
+    with owner_engine.connect() as conn:
+        row = conn.execute(
             text(
-                "INSERT INTO webhooks.outbox_events (id, event_type, payload) "
-                "VALUES (gen_random_uuid(), 'rls.seeded', '{}')"
-            )
+                f"""SELECT count(*), coalesce(md5(string_agg(r::text, ',' ORDER BY r::text)), '')
+                      FROM {table} r WHERE tenant_id = :t"""
+            ),
+            {"t": tenant},
+        ).one()
+    return int(row[0]), str(row[1])
+
+
+def ids_of(owner_engine: Engine, table: str, tenant: uuid.UUID) -> list[uuid.UUID]:
+    """The ids of `tenant`'s rows in `table` (every tenant table has an id, §3)."""
+    with owner_engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(f"SELECT id FROM {table} WHERE tenant_id = :t ORDER BY id"), {"t": tenant}
+            ).scalars()
         )
 
 
+def attempt(
+    conn: Connection, sql: str, params: Mapping[str, Any] | None = None, *, keep: bool = False
+) -> tuple[str | None, int]:
+    """(SQLSTATE or None if it ran, rows affected or counted), in a savepoint.
+
+    The savepoint is rolled back unless `keep`: an attack meant to change nothing is
+    kept (and committed by the caller) so the superuser's later look is at real effects.
+    """
+    nested = conn.begin_nested()
+    try:
+        result = conn.execute(text(sql), dict(params or {}))
+        n = int(result.scalar_one()) if result.returns_rows else result.rowcount
+    except DBAPIError as exc:
+        nested.rollback()
+        return sqlstate(exc), 0
+    if keep:
+        nested.commit()
+    else:
+        nested.rollback()
+    return None, n
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """Two tenants with rows in every tenant table (tests/rls/seeds.py); read-only for tests.
+
+    `facts` holds, per tenant id, the ids the seeds recorded (e.g. "ledger.pending_id").
+    """
+
+    a: TenantHandle
+    b: TenantHandle
+    facts: Mapping[uuid.UUID, Mapping[str, Any]]
+
+    def of(self, t: TenantHandle) -> Mapping[str, Any]:
+        return self.facts[t.id]
+
+
+def seed_tenants(
+    client: Any, owner_engine: Engine, tenants: Sequence[TenantHandle]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Seed `tenants` through the API, then fail naming any tenant table one of them lacks."""
+    facts = {t.id: seed_tenant(client, t) for t in tenants}
+    labels = [(f"{chr(ord('A') + i)} ({t.slug})", t.id) for i, t in enumerate(tenants)]
+    with owner_engine.connect() as conn:
+        gaps = unseeded(conn, tenant_tables(conn), labels)
+    if gaps:
+        pytest.fail("\n".join(gaps), pytrace=False)
+    return facts
+
+
 @pytest.fixture(scope="session")
-def seeded(app: ErpFlask, ops_headers: dict[str, str], app_engine: Engine) -> Seeded:
+def seeded(app: ErpFlask, ops_headers: dict[str, str], owner_engine: Engine) -> Seeded:
+    """Every attack in this suite runs against these rows, in every tenant table."""
     client = app.test_client()
     a, b = make_tenant(client, ops_headers), make_tenant(client, ops_headers)
-    for t in (a, b):
-        seed_rows(client, app_engine, t)
-    return Seeded(a, b)
+    return Seeded(a, b, seed_tenants(client, owner_engine, [a, b]))

@@ -1,7 +1,9 @@
 """With the GUC naming tenant B, tenant A's rows are invisible and untouchable.
 
 Every table of every tenant schema is attacked (the list comes from the catalog),
-as erp_app, with SELECT, UPDATE, DELETE and INSERT; the superuser counts what is
+as erp_app, with SELECT, UPDATE, DELETE and INSERT, against the `seeded` rows: both
+tenants hold rows in every one of these tables (tests/rls/seeds.py checks it), so
+"B sees none of A's rows" is never 0 compared with 0. The superuser reads what is
 really there before and after.
 """
 
@@ -19,14 +21,17 @@ from tests.conftest import TenantHandle
 from tests.rls.conftest import (
     Seeded,
     app_may,
+    attempt,
+    ids_of,
     in_tenant,
     tenant_tables,
     true_count,
+    true_rows,
     updatable_column,
 )
 
 RLS_REFUSAL = "new row violates row-level security policy"
-SEEDED_TABLES = ("iam.api_keys", "iam.audit_log", "iam.idempotency_records")
+DENIED = "42501"
 
 
 def _tables(app_engine: Engine) -> list[str]:
@@ -34,9 +39,19 @@ def _tables(app_engine: Engine) -> list[str]:
         return tenant_tables(conn)
 
 
-def test_seeded_rows_exist(seeded: Seeded, owner_engine: Engine) -> None:
-    """The attacks below are not vacuous: both tenants hold rows in these tables."""
-    for table in (*SEEDED_TABLES, "webhooks.outbox_events"):
+def _writes(conn: Connection, table: str) -> tuple[str, bool, bool]:
+    """(a column to SET, whether erp_app may UPDATE it, whether it may DELETE)."""
+    column = updatable_column(conn, table)
+    return column or "id", column is not None, app_may(conn, table, "DELETE")
+
+
+def test_every_tenant_table_holds_rows_of_both_tenants(
+    seeded: Seeded, app_engine: Engine, owner_engine: Engine
+) -> None:
+    """What the attacks below stand on (the `seeded` fixture already refuses less)."""
+    tables = _tables(app_engine)
+    assert {"ledger.periods", "ledger.entries", "iam.api_keys"} <= set(tables)
+    for table in tables:
         for t in (seeded.a, seeded.b):
             assert true_count(owner_engine, table, t.id) > 0, (table, t.slug)
 
@@ -47,6 +62,9 @@ def test_select_sees_exactly_own_rows_in_every_table(
     failures = []
     for table in _tables(app_engine):
         for me, other in ((seeded.a, seeded.b), (seeded.b, seeded.a)):
+            own = true_count(owner_engine, table, me.id)
+            others = true_count(owner_engine, table, other.id)
+            assert min(own, others) > 0, f"{table}: not seeded"
             with in_tenant(app_engine, me.id) as conn:
                 seen = conn.execute(
                     text(f"SELECT count(*), count(*) FILTER (WHERE tenant_id <> :me) FROM {table}"),
@@ -57,82 +75,142 @@ def test_select_sees_exactly_own_rows_in_every_table(
                     {"other": other.id},
                 ).scalar_one()
             if seen[1] or by_other_id:
-                failures.append(f"{table}: tenant {me.slug} sees rows of another tenant")
-            if seen[0] != true_count(owner_engine, table, me.id):
-                failures.append(f"{table}: tenant {me.slug} does not see exactly its rows")
+                failures.append(f"{table}: {me.slug} sees {others} rows of another tenant")
+            if seen[0] != own:
+                failures.append(f"{table}: {me.slug} sees {seen[0]} rows, holds {own}")
     assert not failures, "\n".join(failures)
 
 
 def test_update_and_delete_of_another_tenants_rows_change_nothing(
     seeded: Seeded, app_engine: Engine, owner_engine: Engine
 ) -> None:
-    """As B (aiming at A's rows) and as a tenant with no rows (aiming at everything)."""
+    """As B (aiming at A's rows) and as a tenant with no rows (aiming at everything).
+
+    Where erp_app holds the privilege, the statement runs, affects 0 rows and is
+    committed; where it does not, it must fail with 42501. Either way A's and B's
+    rows are exactly as they were.
+    """
     a, b = seeded.a, seeded.b
-    failures, attempted = [], 0
+    failures, ran = [], 0
     for table in _tables(app_engine):
-        before = {t.id: true_count(owner_engine, table, t.id) for t in (a, b)}
+        before = {t.id: true_rows(owner_engine, table, t.id) for t in (a, b)}
+        assert before[a.id][0] > 0, f"{table}: tenant A holds no rows to attack"
         for attacker, where in ((b.id, "WHERE tenant_id = :a"), (uuid.uuid4(), "")):
             with in_tenant(app_engine, attacker, commit=True) as conn:
-                column = updatable_column(conn, table)
-                if column is not None:
-                    attempted += 1
-                    sql = f"UPDATE {table} SET {column} = {column} {where}"
-                    if n := conn.execute(text(sql), {"a": a.id}).rowcount:
-                        failures.append(f"{table}: UPDATE by {attacker} reached {n} rows")
-                if app_may(conn, table, "DELETE"):
-                    attempted += 1
-                    sql = f"DELETE FROM {table} {where}"
-                    if n := conn.execute(text(sql), {"a": a.id}).rowcount:
-                        failures.append(f"{table}: DELETE by {attacker} reached {n} rows")
-        after = {t.id: true_count(owner_engine, table, t.id) for t in (a, b)}
+                column, may_update, may_delete = _writes(conn, table)
+                for sql, granted in (
+                    (f"UPDATE {table} SET {column} = {column} {where}", may_update),
+                    (f"DELETE FROM {table} {where}", may_delete),
+                ):
+                    state, n = attempt(conn, sql, {"a": a.id}, keep=True)
+                    ran += state is None
+                    if granted and (state, n) != (None, 0):
+                        failures.append(f"{table}: {sql!r} as {attacker}: {state or n} rows")
+                    if not granted and state != DENIED:
+                        failures.append(f"{table}: {sql!r} as {attacker} gave {state}, not 42501")
+        after = {t.id: true_rows(owner_engine, table, t.id) for t in (a, b)}
         if after != before:
-            failures.append(f"{table}: rows changed: {before} -> {after}")
-    assert attempted >= 4
+            failures.append(f"{table}: rows changed")
+    assert ran >= 4  # the statements that do run: api_keys, idempotency_records, ...
     assert not failures, "\n".join(failures)
 
 
-def test_update_of_another_tenants_api_key_and_record_by_id(
+def test_every_row_of_another_tenant_is_out_of_reach_by_its_id(
     seeded: Seeded, app_engine: Engine, owner_engine: Engine
 ) -> None:
+    """B names each of A's rows by primary key: SELECT finds none, UPDATE/DELETE touch none;
+    the same SELECT as A finds every one (the ids are right)."""
     a, b = seeded.a, seeded.b
+    failures = []
+    for table in _tables(app_engine):
+        ids = ids_of(owner_engine, table, a.id)
+        assert ids, f"{table}: tenant A holds no rows"
+        before = true_rows(owner_engine, table, a.id)
+        by_id = {"ids": ids}
+        with in_tenant(app_engine, a.id) as conn:
+            if attempt(conn, f"SELECT count(*) FROM {table} WHERE id = ANY(:ids)", by_id) != (
+                None,
+                len(ids),
+            ):
+                failures.append(f"{table}: A does not find its own rows by id")
+        with in_tenant(app_engine, b.id, commit=True) as conn:
+            column, may_update, may_delete = _writes(conn, table)
+            attacks = [f"SELECT count(*) FROM {table} WHERE id = ANY(:ids)"]
+            if may_update:
+                attacks.append(f"UPDATE {table} SET {column} = {column} WHERE id = ANY(:ids)")
+            if may_delete:
+                attacks.append(f"DELETE FROM {table} WHERE id = ANY(:ids)")
+            for sql in attacks:
+                if (got := attempt(conn, sql, by_id, keep=True)) != (None, 0):
+                    failures.append(f"{table}: {sql!r} as B gave {got}")
+        if true_rows(owner_engine, table, a.id) != before:
+            failures.append(f"{table}: A's rows changed")
+    assert not failures, "\n".join(failures)
+
+
+def test_state_changes_aimed_at_another_tenants_rows_by_id_change_nothing(
+    seeded: Seeded, app_engine: Engine, owner_engine: Engine
+) -> None:
+    """The updates erp_app is granted, each aimed by B at a named row of A's."""
+    a, b = seeded.a, seeded.b
+    facts = seeded.of(a)
+    attacks = {
+        "iam.api_keys": ("UPDATE iam.api_keys SET revoked_at = now() WHERE id = :id", a.key_id),
+        "iam.idempotency_records": (
+            "UPDATE iam.idempotency_records SET expires_at = now() WHERE tenant_id = :id",
+            a.id,
+        ),
+        "ledger.transactions": (
+            "UPDATE ledger.transactions SET status = 'voided' WHERE id = :id",
+            facts["ledger.pending_id"],
+        ),
+        "ledger.accounts": (
+            "UPDATE ledger.accounts SET archived = true, name = 'taken' WHERE id = :id",
+            facts["ledger.account_id"],
+        ),
+    }
+    before = {table: true_rows(owner_engine, table, a.id) for table in attacks}
     with in_tenant(app_engine, b.id, commit=True) as conn:
-        revoked = conn.execute(
-            text("UPDATE iam.api_keys SET revoked_at = now() WHERE id = :id"), {"id": a.key_id}
-        ).rowcount
-        expired = conn.execute(
-            text("UPDATE iam.idempotency_records SET expires_at = now() WHERE tenant_id = :a"),
-            {"a": a.id},
-        ).rowcount
-    assert (revoked, expired) == (0, 0)
+        for table, (sql, target) in attacks.items():
+            assert conn.execute(text(sql), {"id": target}).rowcount == 0, table
+    for table in attacks:
+        assert true_rows(owner_engine, table, a.id) == before[table], table
     with owner_engine.connect() as conn:
-        assert (
-            conn.execute(
-                text("SELECT revoked_at FROM iam.api_keys WHERE id = :id"), {"id": a.key_id}
-            ).scalar_one()
-            is None
-        )
+        key = conn.execute(
+            text("SELECT revoked_at FROM iam.api_keys WHERE id = :id"), {"id": a.key_id}
+        ).scalar_one()
+        status = conn.execute(
+            text("SELECT status FROM ledger.transactions WHERE id = :id"),
+            {"id": facts["ledger.pending_id"]},
+        ).scalar_one()
+    assert (key, status) == (None, "pending")
 
 
 def test_insert_with_a_foreign_tenant_id_is_refused_in_every_table(
-    seeded: Seeded, app_engine: Engine
+    seeded: Seeded, app_engine: Engine, owner_engine: Engine
 ) -> None:
-    """WITH CHECK runs before NOT NULL and CHECK constraints: the bare attempt is enough."""
-    failures, attempted = [], 0
+    """WITH CHECK runs before NOT NULL and CHECK constraints: the bare attempt is enough.
+    Where erp_app may not insert at all, the refusal is the privilege's."""
+    failures, by_policy = [], 0
     for table in _tables(app_engine):
+        before = true_rows(owner_engine, table, seeded.a.id)
         with in_tenant(app_engine, seeded.b.id) as conn:
-            if not app_may(conn, table, "INSERT", "tenant_id"):
-                continue
-            attempted += 1
+            granted = app_may(conn, table, "INSERT", "tenant_id")
             try:
                 conn.execute(
                     text(f"INSERT INTO {table} (tenant_id) VALUES (:a)"), {"a": seeded.a.id}
                 )
             except DBAPIError as exc:
-                if sqlstate(exc) != "42501" or RLS_REFUSAL not in str(exc.orig):
+                policy = sqlstate(exc) == DENIED and RLS_REFUSAL in str(exc.orig)
+                by_policy += policy
+                if granted and not policy:
                     failures.append(f"{table}: refused, but not by the policy: {exc.orig}")
+                if not granted and sqlstate(exc) != DENIED:
+                    failures.append(f"{table}: refused with {sqlstate(exc)}, not 42501")
             else:
                 failures.append(f"{table}: a row with tenant A's id was inserted as B")
-    assert attempted >= len(SEEDED_TABLES)
+        assert true_rows(owner_engine, table, seeded.a.id) == before
+    assert by_policy >= 3  # iam.api_keys, iam.audit_log, ledger.transactions, ...
     assert not failures, "\n".join(failures)
 
 
@@ -170,8 +248,7 @@ def test_update_moving_a_row_to_another_tenant_is_refused(
         with in_tenant(app_engine, a.id) as conn:
             if not app_may(conn, table, "UPDATE", "tenant_id"):
                 continue
-            if not conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one():
-                continue
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() > 0, table
             attempted += 1
             try:
                 conn.execute(text(f"UPDATE {table} SET tenant_id = :b"), {"b": b.id})

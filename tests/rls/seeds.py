@@ -1,0 +1,179 @@
+"""The isolation suite's seeds: rows of every tenant table, made the way clients make them.
+
+An attack that compares what tenant A sees or changes with what tenant B holds
+proves nothing on an empty table (0 == 0). So the `seeded` fixture runs every seed
+below for two tenants and then, table by table from pg_catalog, checks as the
+superuser (no RLS) that each tenant holds at least one row: a tenant table no seed
+declares, or one a seed declares but leaves empty, fails the whole suite and names
+the table. How to add a seed for a new table: tests/rls/README.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from tests.conftest import TenantHandle
+
+HERE = "tests/rls/seeds.py"
+
+
+@dataclass
+class SeedContext:
+    """One tenant being seeded; `facts` carries ids from one seed to later ones and tests."""
+
+    client: Any
+    tenant: TenantHandle
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, body: Any = None, *, key: str | None = None) -> Any:
+        """One API call as the tenant's all-scopes key; a failure stops the seeding."""
+        headers = dict(self.tenant.headers)
+        if key is not None:  # state-changing calls go through idempotency like clients' do
+            headers["Idempotency-Key"] = f"seed-{key}-{self.tenant.id}"
+        r = self.client.open(path, method=method, json=body, headers=headers)
+        body = r.get_json(silent=True)
+        assert r.status_code in (200, 201, 204), f"seed {method} {path}: {r.status_code} {body}"
+        return body
+
+
+@dataclass(frozen=True)
+class Seed:
+    name: str
+    tables: tuple[str, ...]
+    run: Callable[[SeedContext], None]
+
+
+#: In order: a seed may use what earlier ones made (through `ctx.facts`).
+SEEDS: list[Seed] = []
+
+
+def seed(*tables: str) -> Callable[[Callable[[SeedContext], None]], Callable[[SeedContext], None]]:
+    """Register a seed that leaves rows of the tenant in each of `tables`."""
+
+    def register(fn: Callable[[SeedContext], None]) -> Callable[[SeedContext], None]:
+        SEEDS.append(Seed(fn.__name__, tables, fn))
+        return fn
+
+    return register
+
+
+# -- the seeds, one per domain ---------------------------------------------------------
+
+
+@seed("iam.api_keys", "iam.audit_log", "iam.idempotency_records")
+def seed_iam(ctx: SeedContext) -> None:
+    """Two more keys (one revoked): both key states, their audit rows, a stored response."""
+    kept = ctx.call(
+        "POST", "/api/v1/api-keys", {"name": "seeded", "scopes": ["api_keys:read"]}, key="key"
+    )
+    gone = ctx.call(
+        "POST", "/api/v1/api-keys", {"name": "revoked", "scopes": ["api_keys:read"]}, key="key2"
+    )
+    ctx.call("DELETE", f"/api/v1/api-keys/{gone['id']}")
+    ctx.facts["iam.key_id"] = uuid.UUID(kept["id"])
+    ctx.facts["iam.revoked_key_id"] = uuid.UUID(gone["id"])
+
+
+@seed(
+    "ledger.accounts",
+    "ledger.transactions",
+    "ledger.entries",
+    "ledger.balance_deltas",
+    "ledger.periods",
+    "webhooks.outbox_events",  # the ledger's posted events; no webhooks seed of its own yet
+)
+def seed_ledger(ctx: SeedContext) -> None:
+    """The template's chart plus a sub-account; a posted, a reversed, a pending and a
+    partly posted transaction; January 2024 closed. Balance deltas come from the
+    posting triggers and outbox events from posting, as in production."""
+    accounts = {
+        a["code"]: a["id"] for a in ctx.call("GET", "/api/v1/ledger/accounts?limit=200")["items"]
+    }
+    petty = ctx.call(
+        "POST",
+        "/api/v1/ledger/accounts",
+        {
+            "code": "1001",
+            "name": "Petty cash",
+            "type": "asset",
+            "currency": "USD",
+            "parent_id": accounts["1000"],
+        },
+        key="account",
+    )
+
+    def post(name: str, day: str, amount: int, status: str = "posted") -> uuid.UUID:
+        body = {
+            "description": f"seeded {name}",
+            "effective_at": f"{day}T12:00:00Z",
+            "status": status,
+            "metadata": {"seed": name},
+            "entries": [
+                {"account_id": petty["id"], "amount": amount, "currency": "USD"},
+                {"account_id": accounts["4000"], "amount": -amount, "currency": "USD"},
+            ],
+        }
+        return uuid.UUID(ctx.call("POST", "/api/v1/ledger/transactions", body, key=name)["id"])
+
+    sale = post("sale", "2024-01-10", 12_500)
+    refunded = post("refunded", "2024-01-12", 4_000)
+    ctx.call("POST", f"/api/v1/ledger/transactions/{refunded}/reverse", {}, key="reverse")
+    held = post("held", "2024-02-05", 900, status="pending")
+    settled = post("settled", "2024-02-06", 700, status="pending")
+    ctx.call("POST", f"/api/v1/ledger/transactions/{settled}/post", {"amount": 500})
+    ctx.call("POST", "/api/v1/ledger/periods/2024-01/close")
+    ctx.facts.update(
+        {
+            "ledger.account_id": uuid.UUID(petty["id"]),
+            "ledger.posted_id": sale,
+            "ledger.pending_id": held,
+            "ledger.closed_period": "2024-01",
+        }
+    )
+
+
+# -- running them, and the check that they cover the catalog ---------------------------
+
+
+def seed_tenant(client: Any, tenant: TenantHandle) -> dict[str, Any]:
+    """Run every seed for `tenant`; the facts the seeds recorded."""
+    ctx = SeedContext(client, tenant)
+    for s in SEEDS:
+        s.run(ctx)
+    return ctx.facts
+
+
+def unseeded(
+    conn: Connection,
+    tables: Sequence[str],
+    tenants: Sequence[tuple[str, uuid.UUID]],
+    seeds: Iterable[Seed] = SEEDS,
+) -> list[str]:
+    """Why the seeding does not cover `tables` (the catalog's): one line per gap.
+
+    Every table must be declared by a seed, so a new table is a deliberate addition
+    here and never passes on rows some other seed happens to leave; and each tenant
+    must hold a row in it. `conn` must bypass RLS (the superuser), or each count
+    would be only the GUC's tenant's.
+    """
+    declared = {t: s.name for s in seeds for t in s.tables}
+    gaps = [
+        f"seed {HERE}: {s} declares {t}, which is not a tenant table in the catalog"
+        for t, s in sorted(declared.items())
+        if t not in tables
+    ]
+    for table in tables:
+        if table not in declared:
+            gaps.append(f"seed {HERE}: no seed declares {table} (see tests/rls/README.md)")
+        for label, tenant in tenants:
+            n = conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE tenant_id = :t"), {"t": tenant}
+            ).scalar_one()
+            if not n:
+                gaps.append(f"seed {HERE}: no rows for tenant {label} in {table}")
+    return gaps
