@@ -102,6 +102,13 @@ def true_rows(owner_engine: Engine, table: str, tenant: uuid.UUID) -> tuple[int,
     return int(row[0]), str(row[1])
 
 
+def snapshot(owner_engine: Engine, tenant: uuid.UUID) -> dict[str, tuple[int, str]]:
+    """`true_rows` of `tenant` in every tenant table."""
+    with owner_engine.connect() as conn:
+        tables = tenant_tables(conn)
+    return {t: true_rows(owner_engine, t, tenant) for t in tables}
+
+
 def ids_of(owner_engine: Engine, table: str, tenant: uuid.UUID) -> list[uuid.UUID]:
     """The ids of `tenant`'s rows in `table` (every tenant table has an id, §3)."""
     with owner_engine.connect() as conn:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections import defaultdict
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import TenantHandle
-from tests.rls.conftest import Seeded
+from tests.rls.conftest import Seeded, snapshot, true_count
 
 LEAKY_WORDS = ("psycopg", "sql", "violates", "row-level", "policy", "constraint", "traceback")
 SPOOFS: dict[str, dict[str, Any]] = {
@@ -42,28 +44,145 @@ def _key_rows(owner_engine: Engine, tenant: uuid.UUID) -> list[Any]:
         )
 
 
-# -- another tenant's id -----------------------------------------------------------
+# -- another tenant's id ------------------------------------------------------------
+
+#: Calls that name one row by id: (method, path, body); {x} is a fact of the seeded
+#: tenant A (tests/rls/seeds.py), or a random uuid for the control call.
+BY_ID: dict[str, tuple[str, str, Any]] = {
+    "get key": ("GET", "/api/v1/api-keys/{iam.key_id}", None),
+    "revoke key": ("DELETE", "/api/v1/api-keys/{iam.key_id}", None),
+    "get account": ("GET", "/api/v1/ledger/accounts/{ledger.account_id}", None),
+    "rename account": (
+        "PATCH",
+        "/api/v1/ledger/accounts/{ledger.account_id}",
+        {"name": "stolen", "archived": True},
+    ),
+    "account balance": ("GET", "/api/v1/ledger/accounts/{ledger.account_id}/balance", None),
+    "account entries": ("GET", "/api/v1/ledger/accounts/{ledger.account_id}/entries", None),
+    "get transaction": ("GET", "/api/v1/ledger/transactions/{ledger.posted_id}", None),
+    "post pending": ("POST", "/api/v1/ledger/transactions/{ledger.pending_id}/post", {}),
+    "void pending": ("POST", "/api/v1/ledger/transactions/{ledger.pending_id}/void", {}),
+    "reverse": ("POST", "/api/v1/ledger/transactions/{ledger.posted_id}/reverse", {}),
+}
 
 
-@pytest.mark.parametrize("method", ["get", "delete"])
-def test_another_tenants_key_is_a_404_like_any_unknown_id(
-    client: Any,
-    tenant: TenantHandle,
-    other_tenant: TenantHandle,
-    owner_engine: Engine,
-    method: str,
+def _fill(path: str, facts: Any) -> str:
+    return re.sub(r"\{([a-z_.]+)\}", lambda m: str(facts[m.group(1)]), path)
+
+
+@pytest.mark.parametrize("call", BY_ID.values(), ids=BY_ID.keys())
+def test_another_tenants_row_is_a_404_like_any_unknown_id(
+    client: Any, seeded: Seeded, owner_engine: Engine, call: tuple[str, str, Any]
 ) -> None:
-    before = _key_rows(owner_engine, other_tenant.id)
-    call = getattr(client, method)
-    foreign = call(f"/api/v1/api-keys/{other_tenant.key_id}", headers=tenant.headers)
-    unknown = call(f"/api/v1/api-keys/{uuid.uuid4()}", headers=tenant.headers)
+    """B names A's seeded row: the answer is the unknown id's, and nothing changes."""
+    method, path, body = call
+    a, b = seeded.a, seeded.b
+    victim_before = snapshot(owner_engine, a.id)
+    counts_before = {t: n for t, (n, _) in snapshot(owner_engine, b.id).items()}
+    foreign = client.open(_fill(path, seeded.of(a)), method=method, json=body, headers=b.headers)
+    unknown = client.open(
+        _fill(path, defaultdict(uuid.uuid4)), method=method, json=body, headers=b.headers
+    )
     assert foreign.status_code == unknown.status_code == 404
     assert foreign.mimetype == unknown.mimetype == "application/problem+json"
     assert _without_request_id(foreign.get_json()) == _without_request_id(unknown.get_json())
-    assert set(foreign.get_json()) == set(unknown.get_json())
-    _assert_no_leak(foreign.data, other_tenant.id, other_tenant.key_id, other_tenant.slug)
-    assert _key_rows(owner_engine, other_tenant.id) == before
-    assert client.get("/api/v1/me", headers=other_tenant.headers).status_code == 200
+    _assert_no_leak(foreign.data, a.id, a.slug, *seeded.of(a).values())
+    assert snapshot(owner_engine, a.id) == victim_before
+    assert {t: n for t, (n, _) in snapshot(owner_engine, b.id).items()} == counts_before
+    # control: A itself reaches the row (the path and facts are right)
+    own = client.open(_fill(path, seeded.of(a)), method="GET", headers=a.headers)
+    assert own.status_code in (200, 405), own.get_json()
+
+
+def test_posting_to_another_tenants_accounts_is_refused_like_unknown_ones(
+    client: Any, seeded: Seeded, owner_engine: Engine
+) -> None:
+    a, b = seeded.a, seeded.b
+    before = (snapshot(owner_engine, a.id), true_count(owner_engine, "ledger.entries", b.id))
+
+    def post(account: object) -> Any:
+        own = client.get("/api/v1/ledger/accounts?limit=1", headers=b.headers)
+        body = {
+            "description": "into A's books",
+            "entries": [
+                {"account_id": str(account), "amount": 100, "currency": "USD"},
+                {"account_id": own.get_json()["items"][0]["id"], "amount": -100, "currency": "USD"},
+            ],
+        }
+        return client.post("/api/v1/ledger/transactions", json=body, headers=b.headers)
+
+    foreign, unknown = post(seeded.of(a)["ledger.account_id"]), post(uuid.uuid4())
+    assert foreign.status_code == unknown.status_code == 422
+    assert _without_request_id(foreign.get_json()) == _without_request_id(unknown.get_json())
+    assert "entries.0.account_id" in foreign.get_json()["errors"]
+    after = (snapshot(owner_engine, a.id), true_count(owner_engine, "ledger.entries", b.id))
+    assert after == before
+
+
+def _ids(owner_engine: Engine, sql: str, tenant: uuid.UUID) -> list[str]:
+    with owner_engine.connect() as conn:
+        return sorted(str(x) for x in conn.execute(text(sql), {"t": tenant}).scalars())
+
+
+#: Lists and the superuser's query for what they must hold: exactly the tenant's rows.
+LISTS = {
+    "api keys": (
+        "/api/v1/api-keys?limit=200",
+        "id",
+        "SELECT id FROM iam.api_keys WHERE tenant_id = :t",
+    ),
+    "accounts": (
+        "/api/v1/ledger/accounts?limit=200",
+        "id",
+        "SELECT id FROM ledger.accounts WHERE tenant_id = :t",
+    ),
+    "transactions": (
+        "/api/v1/ledger/transactions?limit=200",
+        "id",
+        "SELECT id FROM ledger.transactions WHERE tenant_id = :t",
+    ),
+    "periods": (
+        "/api/v1/ledger/periods",
+        "period",
+        "SELECT to_char(period, 'YYYY-MM') FROM ledger.periods WHERE tenant_id = :t",
+    ),
+    "trial balance": (
+        "/api/v1/ledger/reports/trial-balance",
+        "account_id",
+        "SELECT id FROM ledger.accounts WHERE tenant_id = :t",
+    ),
+}
+
+
+@pytest.mark.parametrize("listing", LISTS.values(), ids=LISTS.keys())
+def test_each_list_holds_exactly_the_tenants_own_rows(
+    client: Any, seeded: Seeded, owner_engine: Engine, listing: tuple[str, str, str]
+) -> None:
+    path, field, sql = listing
+    for me, other in ((seeded.a, seeded.b), (seeded.b, seeded.a)):
+        r = client.get(path, headers=me.headers)
+        assert r.status_code == 200, r.get_json()
+        body = r.get_json()
+        items = body.get("items", body.get("rows"))
+        assert body.get("next_cursor") is None, "one page holds them all"
+        # lists, not sets: both tenants hold a period "2024-01", and a leak shows twice
+        listed = sorted(str(item[field]) for item in items)
+        own = _ids(owner_engine, sql, me.id)
+        assert own, "seeded"
+        assert _ids(owner_engine, sql, other.id), "seeded"
+        assert listed == own
+
+
+def test_a_balance_counts_only_the_tenants_own_postings(client: Any, seeded: Seeded) -> None:
+    """Both tenants posted the same seeded amounts; a leak across them would double these."""
+    for t in (seeded.a, seeded.b):
+        r = client.get(
+            f"/api/v1/ledger/accounts/{seeded.of(t)['ledger.account_id']}/balance",
+            headers=t.headers,
+        )
+        assert r.status_code == 200, r.get_json()
+        # sale 12,500 + 4,000 reversed + 500 of the 700 held, settled; 900 still held
+        assert (r.get_json()["posted"], r.get_json()["pending"]) == (13_000, 900)
 
 
 @pytest.mark.parametrize("method", ["get", "delete"])
@@ -74,12 +193,17 @@ def test_malformed_key_id_is_a_422(client: Any, tenant: TenantHandle, method: st
     _assert_no_leak(r.data)
 
 
-def test_another_tenants_list_cursor_is_refused(client: Any, seeded: Seeded) -> None:
-    first = client.get("/api/v1/api-keys?limit=1", headers=seeded.a.headers)
+@pytest.mark.parametrize(
+    "path", ["/api/v1/api-keys", "/api/v1/ledger/accounts", "/api/v1/ledger/transactions"]
+)
+def test_another_tenants_list_cursor_is_refused(client: Any, seeded: Seeded, path: str) -> None:
+    first = client.get(f"{path}?limit=1", headers=seeded.a.headers)
     assert first.status_code == 200
     cursor = first.get_json()["next_cursor"]
-    assert cursor, "tenant A has more than one key"
-    stolen = client.get(f"/api/v1/api-keys?limit=1&cursor={cursor}", headers=seeded.b.headers)
+    assert cursor, "tenant A has more than one row"
+    page = f"{path}?limit=1&cursor={cursor}"
+    assert client.get(page, headers=seeded.a.headers).status_code == 200
+    stolen = client.get(page, headers=seeded.b.headers)
     assert stolen.status_code == 422
     assert "items" not in stolen.get_json()
 
@@ -105,17 +229,23 @@ def test_me_always_answers_the_keys_own_tenant(
     assert r.get_json()["tenant"]["slug"] == seeded.a.slug
 
 
+@pytest.mark.parametrize("listing", ["api keys", "transactions"])
 @pytest.mark.parametrize("spec", SPOOFS.values(), ids=SPOOFS.keys())
 def test_lists_stay_in_the_keys_own_tenant(
-    client: Any, seeded: Seeded, owner_engine: Engine, spec: dict[str, Any]
+    client: Any, seeded: Seeded, owner_engine: Engine, spec: dict[str, Any], listing: str
 ) -> None:
+    """A spoofing header is ignored; a spoofing parameter is an unknown one (API.md: 422)."""
+    path, field, sql = LISTS[listing]
     headers, query = _spoof(spec, seeded.b)
-    r = client.get(f"/api/v1/api-keys?limit=200&{query}", headers={**seeded.a.headers, **headers})
-    own = {str(row.id) for row in _key_rows(owner_engine, seeded.a.id)}
-    if r.status_code == 422:  # refusing the unknown parameter is fine too
+    r = client.get(f"{path}&{query}", headers={**seeded.a.headers, **headers})
+    if query:
+        assert r.status_code == 422, r.get_json()
+        assert query.split("=")[0] in r.get_json()["errors"]
         return
     assert r.status_code == 200
-    assert {k["id"] for k in r.get_json()["items"]} == own
+    assert sorted(str(k[field]) for k in r.get_json()["items"]) == _ids(
+        owner_engine, sql, seeded.a.id
+    )
 
 
 def test_tenant_id_in_a_body_is_an_unknown_field(

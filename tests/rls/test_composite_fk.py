@@ -3,7 +3,9 @@
 A foreign-key check runs past RLS, so only the key's shape keeps tenants apart.
 Scratch parent/child tables are built exactly as §3 says (policies/tenant_table.sql),
 committed for the length of one test so erp_app can attack them over its own
-connection, and dropped afterwards.
+connection, and dropped afterwards. Then every real foreign key erp_app can exercise
+is aimed at the seeded rows of another tenant (the catalog lists the keys, so a new
+one without an attack fails).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from erp.db import sqlstate
+from erp.db import TENANT_SCHEMAS, sqlstate
 from erp.migrate import policy_sql
 from tests.rls.audit import audit
-from tests.rls.conftest import in_tenant
+from tests.rls.conftest import Seeded, attempt, in_tenant, snapshot
 
 SCHEMA = "inventory"
 
@@ -156,3 +158,94 @@ def test_explicit_foreign_tenant_id_on_the_child_is_refused_first(
             {"t": a, "id": uuid.uuid4(), "p": parent_of_a},
         )
     assert sqlstate(caught.value) == "42501"
+
+
+# -- the real tables, with the seeded rows -----------------------------------------------
+
+#: One attack per foreign key erp_app can exercise (it may INSERT into the child), keyed
+#: "child(columns other than tenant_id)". Run as tenant B, naming :a, one of A's seeded
+#: rows (or a random id, for the control); :b is B's own seeded posted transaction and
+#: :b_account B's own account, so only the one reference is foreign.
+FK_ATTACKS: dict[str, tuple[str, str]] = {
+    "ledger.accounts(parent_id)": (
+        "ledger.account_id",
+        """INSERT INTO ledger.accounts (id, code, name, type, currency, parent_id)
+           VALUES (gen_random_uuid(), 'RLS-FK', 'probe', 'asset', 'USD', :a)""",
+    ),
+    "ledger.transactions(reverses_id)": (
+        "ledger.posted_id",
+        """INSERT INTO ledger.transactions (id, description, status, kind, effective_at,
+                                            reverses_id)
+           VALUES (gen_random_uuid(), 'probe', 'pending', 'reversal', now(), :a)""",
+    ),
+    "ledger.transactions(adjusts_id)": (
+        "ledger.posted_id",
+        """INSERT INTO ledger.transactions (id, description, status, kind, effective_at,
+                                            adjusts_id)
+           VALUES (gen_random_uuid(), 'probe', 'pending', 'adjustment', now(), :a)""",
+    ),
+    "ledger.entries(transaction_id,effective_at)": (
+        "ledger.posted_id",
+        """INSERT INTO ledger.entries (id, transaction_id, account_id, amount, currency,
+                                       effective_at)
+           VALUES (gen_random_uuid(), :a, :b_account, 1, 'USD', '2024-01-10T12:00:00Z')""",
+    ),
+    "ledger.entries(account_id,currency)": (
+        "ledger.account_id",
+        """INSERT INTO ledger.entries (id, transaction_id, account_id, amount, currency,
+                                       effective_at)
+           SELECT gen_random_uuid(), id, :a, 1, 'USD', effective_at
+             FROM ledger.transactions WHERE id = :b""",
+    ),
+    "ledger.periods(closing_transaction_id)": (
+        "ledger.posted_id",
+        """INSERT INTO ledger.periods (id, period, closed_by, closing_transaction_id)
+           VALUES (gen_random_uuid(), '2023-06-01', 'attacker', :a)""",
+    ),
+}
+
+
+def test_every_foreign_key_erp_app_can_exercise_is_attacked(app_engine: Engine) -> None:
+    with app_engine.connect() as conn:
+        keys = conn.execute(
+            text(
+                """SELECT format('%s(%s)', c.conrelid::regclass,
+                          string_agg(a.attname, ',' ORDER BY k.ord))
+                     FROM pg_constraint c
+                     JOIN pg_namespace n ON n.oid = c.connamespace
+                     CROSS JOIN unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+                    WHERE c.contype = 'f' AND n.nspname = ANY(:schemas)
+                      AND a.attname <> 'tenant_id'
+                      AND has_table_privilege('erp_app', c.conrelid, 'INSERT')
+                    GROUP BY c.oid, c.conrelid"""
+            ),
+            {"schemas": list(TENANT_SCHEMAS)},
+        ).scalars()
+        assert sorted(keys) == sorted(FK_ATTACKS)
+
+
+@pytest.mark.parametrize("attack", FK_ATTACKS.values(), ids=FK_ATTACKS.keys())
+def test_a_seeded_row_of_another_tenant_cannot_be_referenced(
+    seeded: Seeded, app_engine: Engine, owner_engine: Engine, attack: tuple[str, str]
+) -> None:
+    """A's row is as absent to B's foreign key as a random id: the same 23503, same words."""
+    fact, sql = attack
+    a, b = seeded.a, seeded.b
+    before = snapshot(owner_engine, a.id)
+    own = {"b": seeded.of(b)["ledger.posted_id"], "b_account": seeded.of(b)["ledger.account_id"]}
+    errors = []
+    for target in (seeded.of(a)[fact], uuid.uuid4()):
+        with in_tenant(app_engine, b.id) as conn, pytest.raises(DBAPIError) as caught:
+            conn.execute(text(sql), {**own, "a": target})
+        errors.append(caught.value)
+    foreign, absent = errors
+    assert sqlstate(foreign) == sqlstate(absent) == "23503", foreign.orig
+    assert _shape(foreign) == _shape(absent)
+    assert str(seeded.of(a)[fact]) not in str(foreign.orig)
+    assert snapshot(owner_engine, a.id) == before
+    # control: in A's own tenant the same reference passes the key (whatever else stops it)
+    mine = {"b": seeded.of(a)["ledger.posted_id"], "b_account": seeded.of(a)["ledger.account_id"]}
+    with in_tenant(app_engine, a.id) as conn:
+        state, _ = attempt(conn, sql, {**mine, "a": seeded.of(a)[fact]})
+    assert state in (None, "EL003")  # EL003: entries come only with their transaction

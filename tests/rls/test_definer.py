@@ -232,10 +232,12 @@ def _deltas(owner_engine: Engine, tenant: uuid.UUID) -> list[tuple[Any, ...]]:
 
 
 def test_balance_triggers_write_only_the_posting_tenants_deltas(
-    client: Any, tenant: TenantHandle, other_tenant: TenantHandle, owner_engine: Engine
+    client: Any, tenant: TenantHandle, seeded: Seeded, owner_engine: Engine
 ) -> None:
+    """A fresh tenant posts; the seeded tenants' deltas (they have some) stay as they were."""
     mine = _accounts(client, tenant)
-    before_other = _deltas(owner_engine, other_tenant.id)
+    before_other = {t.id: _deltas(owner_engine, t.id) for t in (seeded.a, seeded.b)}
+    assert all(before_other.values()), "seeded tenants hold deltas"
     _post(client, tenant, mine["1000"], mine["4000"], 2500)
     with owner_engine.connect() as conn:
         owners = set(
@@ -248,7 +250,7 @@ def test_balance_triggers_write_only_the_posting_tenants_deltas(
             ).scalars()
         )
     assert owners == {tenant.id}
-    assert _deltas(owner_engine, other_tenant.id) == before_other
+    assert {t.id: _deltas(owner_engine, t.id) for t in (seeded.a, seeded.b)} == before_other
 
 
 def test_balance_trigger_functions_are_not_callable(owner_engine: Engine) -> None:
