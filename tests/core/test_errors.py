@@ -15,6 +15,7 @@ from erp.http import ErpFlask
 from tests.conftest import TenantHandle
 from tests.core.conftest import AppFactory
 from tests.core.helpers import assert_problem
+from tests.problem_docs import documented_problems
 
 
 def test_unknown_route_is_404(client: Any) -> None:
@@ -112,9 +113,17 @@ def test_flatten_errors_makes_dotted_paths() -> None:
     assert flatten_errors(["whole body"]) == {"_schema": ["whole body"]}
 
 
-def test_every_documented_slug_maps_to_its_status() -> None:
-    for slug, (_title, status) in PROBLEM_TYPES.items():
-        assert Problem(slug).status == status
+def test_every_documented_problem_is_answered_as_documented(app: ErpFlask) -> None:
+    """Each row of docs/problems.md, raised and answered by the app's own error handler."""
+    documented = documented_problems()
+    assert len(documented) >= len(PROBLEM_TYPES) > 10
+    for slug, (title, status) in documented.items():
+        with app.test_request_context("/api/v1/anything"):
+            r = app.make_response(app.handle_user_exception(Problem(slug)))
+        assert r.status_code == status, slug
+        assert r.mimetype == "application/problem+json"
+        body = json.loads(r.get_data())
+        assert (body["type"], body["title"], body["status"]) == (f"/problems/{slug}", title, status)
     with pytest.raises(ValueError, match="undocumented"):
         Problem("made-up")
 
