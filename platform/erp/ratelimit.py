@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded, RequestLimit
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
@@ -42,7 +42,7 @@ from erp.principals import Principal
 log = logging.getLogger("erp.ratelimit")
 
 _EXTENSION = "erp_limiter"
-_WINDOWS = "_erp_rate_windows"
+_WINDOWS = "erp.rate_windows"
 #: A Redis that does not answer must not hold a request for long: after one
 #: timeout the limiter switches to its in-memory fallback.
 _REDIS_TIMEOUT_S = 0.5
@@ -129,10 +129,11 @@ def _is_operator(p: Principal) -> bool:
 
 
 def _request_windows() -> dict[str, list[Any]] | None:
-    """This request's counters: storage key -> [count, expires at, unread by incr]."""
+    """This request's counters: storage key -> [count, expires at, unread by incr].
+    Kept in the WSGI environ, not `g`, which requests inside one app context share."""
     if not has_request_context():
         return None
-    windows: dict[str, list[Any]] = g.setdefault(_WINDOWS, {})
+    windows: dict[str, list[Any]] = request.environ.setdefault(_WINDOWS, {})
     return windows
 
 
