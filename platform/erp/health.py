@@ -1,8 +1,8 @@
 """/healthz (the process answers) and /readyz (PostgreSQL answers; Redis is reported).
 
-Redis down degrades the API without stopping it (rate limits fall back to memory,
-jobs wait in the outbox), so it never takes a replica out of service: /readyz says
-"degraded" with 200. Without PostgreSQL nothing works: 503.
+Redis down degrades the API without stopping it (rate limits fall back to memory;
+what must reach a worker is in the outbox), so it never takes a replica out of
+service: /readyz says "degraded" with 200. Without PostgreSQL nothing works: 503.
 """
 
 from __future__ import annotations
