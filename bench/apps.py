@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench.servers import ScratchDatabase
-from erp.config import Settings
+from erp.config import RateLimits, Settings
 
 
 def settings_for(db: ScratchDatabase, redis_url: str, **changes: Any) -> Settings:
@@ -22,6 +22,9 @@ def settings_for(db: ScratchDatabase, redis_url: str, **changes: Any) -> Setting
         secret_key=secrets.token_urlsafe(32),
         api_key_env="test",
         queue_prefix=f"erp-bench-{uuid.uuid4().hex[:8]}",
+        # The limiter runs (its cost is part of every request) but never refuses
+        # the load generator.
+        rate_limits=RateLimits(*["10000000/minute"] * 3),
     )
     return base.replace(**changes) if changes else base
 
@@ -34,6 +37,7 @@ def server_env(settings: Settings) -> dict[str, str]:
         "SECRET_KEY": settings.secret_key,
         "API_KEY_ENV": settings.api_key_env,
         "QUEUE_PREFIX": settings.queue_prefix,
+        "RATE_LIMITS": settings.rate_limits.spec(),
         "LOG_LEVEL": settings.log_level,
         "LOG_JSON": "true" if settings.log_json else "false",
     }

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, pool
 
 from erp import create_app
-from erp.config import Settings, sqlalchemy_url
+from erp.config import RateLimits, Settings, sqlalchemy_url
 from erp.http import ErpFlask
 from tests import servers
 
@@ -78,6 +78,9 @@ def settings(app_url: str, redis_url: str, owner_url: str, worker_id_str: str) -
         # overflow covers the 16-thread concurrency tests and is closed after use.
         db_pool_size=4,
         db_max_overflow=20,
+        # Every request goes through the limiter, but no test is slowed into a 429;
+        # tests/core/test_ratelimit.py makes apps with small limits.
+        rate_limits=RateLimits(*["100000/minute"] * 3),
     )
 
 

@@ -15,7 +15,7 @@ def create_app(
     settings: Settings | None = None, *, domains: Registry | None = None, **config: Any
 ) -> ErpFlask:
     """The app, serving what `domains` registered (default: those of `erp.domains`)."""
-    from erp import docs_assets, health
+    from erp import docs_assets, health, ratelimit
     from erp.errors import register_error_handlers
     from erp.extensions import Api, db, queue
     from erp.http import install_request_hooks
@@ -49,6 +49,7 @@ def create_app(
     )
     register_error_handlers(app)
     install_request_hooks(app)
+    ratelimit.init_app(app, settings)  # after the hooks: limits need the principal
     app.register_blueprint(health.blp)
     app.register_blueprint(docs_assets.blp)
     domains = domains or default_registry()

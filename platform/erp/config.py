@@ -20,6 +20,55 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: Rate-limit scopes: a key's own requests, all keys of one tenant, one operator token.
+RATE_LIMIT_SCOPES = ("key", "tenant", "operator")
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Flask-Limiter limit strings per scope (e.g. "600/minute"); None: that scope is off."""
+
+    key: str | None = "1200/minute"
+    tenant: str | None = "6000/minute"
+    operator: str | None = "1200/minute"
+
+    @classmethod
+    def parse(cls, raw: str, name: str = "RATE_LIMITS") -> RateLimits:
+        """`key=600/minute;tenant=3000/minute;operator=off`: unnamed scopes keep their
+        defaults; `off` turns a scope off, a bare `off` all of them; several limits of
+        one scope are comma-separated (`key=20/second,600/minute`)."""
+        from limits import parse_many
+
+        raw = raw.strip()
+        if raw.lower() == "off":
+            return cls(key=None, tenant=None, operator=None)
+        values: dict[str, str | None] = {}
+        for part in filter(None, (p.strip() for p in raw.split(";"))):
+            scope, eq, value = (s.strip() for s in part.partition("="))
+            if not eq or scope not in RATE_LIMIT_SCOPES:
+                raise ValueError(
+                    f"{name}: {part!r} is not <scope>=<limit> with scope one of "
+                    + ", ".join(RATE_LIMIT_SCOPES)
+                )
+            if scope in values:
+                raise ValueError(f"{name}: the scope {scope} is named twice")
+            if value.lower() == "off":
+                values[scope] = None
+                continue
+            try:
+                items = parse_many(value)
+            except ValueError:
+                items = []
+            if not items or any(item.amount < 1 for item in items):
+                raise ValueError(f"{name}: {value!r} is not a limit such as 600/minute")
+            values[scope] = value
+        return cls(**values)
+
+    def spec(self) -> str:
+        """The `RATE_LIMITS` value that reads back as these limits."""
+        return ";".join(f"{s}={getattr(self, s) or 'off'}" for s in RATE_LIMIT_SCOPES)
+
+
 def sqlalchemy_url(url: str) -> str:
     """Accept plain `postgresql://` URLs and make SQLAlchemy use psycopg 3."""
     for prefix in ("postgresql://", "postgres://"):
@@ -50,6 +99,7 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     queue_prefix: str = "erp"
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,6 +125,7 @@ class Settings:
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
             log_json=_env_bool("LOG_JSON", True),
             queue_prefix=os.environ.get("QUEUE_PREFIX", "erp"),
+            rate_limits=RateLimits.parse(os.environ.get("RATE_LIMITS", "")),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -1,4 +1,9 @@
-"""/healthz (the process answers) and /readyz (PostgreSQL and Redis answer)."""
+"""/healthz (the process answers) and /readyz (PostgreSQL answers; Redis is reported).
+
+Redis down degrades the API without stopping it (rate limits fall back to memory;
+what must reach a worker is in the outbox), so it never takes a replica out of
+service: /readyz says "degraded" with 200. Without PostgreSQL nothing works: 503.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,6 @@ def readyz() -> tuple[dict[str, Any], int, dict[str, str]] | dict[str, Any]:
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
-    if all(v == "ok" for v in checks.values()):
-        return {"status": "ok", "checks": checks}
-    return {"status": "unavailable", "checks": checks}, 503, {"Retry-After": "5"}
+    if checks["postgres"] != "ok":
+        return {"status": "unavailable", "checks": checks}, 503, {"Retry-After": "5"}
+    return {"status": "ok" if checks["redis"] == "ok" else "degraded", "checks": checks}
