@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PYTEST_WORKERS ?= 4
 
-.PHONY: run test lint typecheck pytest bench bench-quick migrate clean
+.PHONY: run test lint typecheck pytest bench bench-quick migrate format install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/erp bench --quick
+
+## Upgrade the database of MIGRATION_DATABASE_URL (roles, schemas, policies). With
+## `make run` going, `source .data/env` first to migrate its embedded database.
+migrate: $(STAMP)
+	$(BIN)/erp migrate
 
 format: $(STAMP)
 	$(BIN)/ruff format platform tests bench migrations
