@@ -238,6 +238,29 @@ def operators_create(email: str) -> None:
     click.echo(token)
 
 
+@operators.command("list")
+def operators_list() -> None:
+    """Every operator: id, email, active or revoked, created (DATABASE_URL)."""
+    from erp.tenancy import services
+
+    for op in _ops(services.list_operators):
+        state = "active" if op.revoked_at is None else f"revoked {op.revoked_at.isoformat()}"
+        click.echo(f"{op.id}\t{op.email}\t{state}\t{op.created_at.isoformat()}")
+
+
+@operators.command("revoke")
+@click.argument("operator")
+def operators_revoke(operator: str) -> None:
+    """Revoke an operator (EMAIL or ID); its token fails from the next request. Audited."""
+    from erp.tenancy.purge import revoke_operator_as_owner
+
+    try:
+        op_id, email, now = revoke_operator_as_owner(_migration_url(_settings()), operator)
+    except LookupError:
+        raise click.ClickException(f"no operator {operator!r}") from None
+    click.echo(f"{'revoked' if now else 'already revoked'}\t{op_id}\t{email}")
+
+
 @main.group()
 def keys() -> None:
     """API keys of a tenant."""

@@ -48,6 +48,42 @@ def test_operators_create_prints_a_working_token_last(erp: Any, client: Any) -> 
     assert "exists already" in again.stderr
 
 
+def _operator_line(erp: Any, email: str) -> list[str]:
+    lines = [_fields(x) for x in erp("operators", "list").stdout.splitlines()]
+    return next(f for f in lines if f[1] == email)
+
+
+def test_operators_list_and_revoke(erp: Any, client: Any, owner_engine: Engine) -> None:
+    email = f"cli-{uuid.uuid4().hex[:8]}@example.com"
+    token = erp("operators", "create", email).stdout.splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    op_id, _, state, created = _operator_line(erp, email)
+    assert state == "active"
+    assert created
+    assert client.get("/ops/v1/tenants", headers=headers).status_code == 200
+
+    assert _fields(erp("operators", "revoke", email).stdout.strip()) == ["revoked", op_id, email]
+    assert_problem(client.get("/ops/v1/tenants", headers=headers), 401, "unauthorized")
+    assert _operator_line(erp, email)[2].startswith("revoked ")
+    # by id too; a second revoke changes nothing and is not audited twice
+    again = erp("operators", "revoke", op_id).stdout.strip()
+    assert _fields(again) == ["already revoked", op_id, email]
+    rows = owner_sql(
+        owner_engine,
+        "SELECT actor, action, tenant_id FROM platform.audit_events "
+        "WHERE details->>'operator_id' = :o ORDER BY id",
+        {"o": op_id},
+    )
+    assert [(r.actor, r.action, r.tenant_id) for r in rows] == [
+        ("system:cli", "operator.created", None),
+        ("system:cli", "operator.revoked", None),
+    ]
+    unknown = erp("operators", "revoke", "nobody@example.com", ok=False)
+    assert unknown.exit_code == 1
+    assert "no operator 'nobody@example.com'" in unknown.stderr
+    assert "Traceback" not in unknown.output + unknown.stderr
+
+
 def test_tenant_lifecycle_from_the_cli(
     erp: Any, client: Any, ops_headers: dict[str, str], owner_url: str
 ) -> None:

@@ -1,5 +1,9 @@
 """Owner-side operations run from the CLI with MIGRATION_DATABASE_URL, never by the API:
-purging deleted tenants and creating operators."""
+purging deleted tenants, creating and revoking operators.
+
+Operators are written only here: erp_ops, the role of every /ops/v1 request, may read
+platform.operators but not change it, so an operator token cannot mint, revoke or
+revive operators."""
 
 from __future__ import annotations
 
@@ -113,3 +117,29 @@ def create_operator_as_owner(url: str, email: str) -> str:
             [json.dumps({"operator_id": str(op_id), "email": email})],
         )
     return credentials.format_operator_token(public_id, secret)
+
+
+def revoke_operator_as_owner(url: str, ref: str) -> tuple[UUID, str, bool]:
+    """Revoke the operator whose email or id is `ref`: its token fails from the next request.
+
+    Returns (id, email, revoked now); revoking a revoked operator changes nothing and
+    writes no second audit event. LookupError if there is no such operator.
+    """
+    with _owner(url) as conn, conn.transaction():
+        row = conn.execute(
+            """SELECT id, email, revoked_at FROM platform.operators
+                WHERE email = %(ref)s OR id::text = %(ref)s FOR UPDATE""",
+            {"ref": ref},
+        ).fetchone()
+        if row is None:
+            raise LookupError(ref)
+        op_id, email, revoked_at = row
+        if revoked_at is not None:
+            return op_id, email, False
+        conn.execute("UPDATE platform.operators SET revoked_at = now() WHERE id = %s", [op_id])
+        conn.execute(
+            """INSERT INTO platform.audit_events (actor, action, details)
+               VALUES ('system:cli', 'operator.revoked', %s)""",
+            [json.dumps({"operator_id": str(op_id), "email": email})],
+        )
+    return op_id, email, True

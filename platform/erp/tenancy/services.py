@@ -170,6 +170,11 @@ def create_operator(s: Session, email: str) -> tuple[Operator, str]:
     return op, credentials.format_operator_token(public_id, secret)
 
 
+def list_operators(s: Session) -> list[Operator]:
+    """Every operator, revoked ones included (their audit trail names them), oldest first."""
+    return list(s.scalars(select(Operator).order_by(Operator.created_at, Operator.id)))
+
+
 # -- API keys --------------------------------------------------------------------
 
 
