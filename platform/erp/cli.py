@@ -142,7 +142,12 @@ def tenants_create(slug: str, name: str, base_currency: str, template: str) -> N
 def tenants_list() -> None:
     from erp.tenancy import services
 
-    for t in _ops(services.list_tenants):
+    def listed(s: Any) -> list[Any]:
+        found = services.list_tenants(s)
+        services.tenants_listed(s, None, len(found))  # audited as the API's list is
+        return found
+
+    for t in _ops(listed):
         click.echo(_tenant_line(t))
 
 

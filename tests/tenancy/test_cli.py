@@ -85,7 +85,7 @@ def test_operators_list_and_revoke(erp: Any, client: Any, owner_engine: Engine) 
 
 
 def test_tenant_lifecycle_from_the_cli(
-    erp: Any, client: Any, ops_headers: dict[str, str], owner_url: str
+    erp: Any, client: Any, ops_headers: dict[str, str], owner_engine: Engine
 ) -> None:
     slug = f"cli-{uuid.uuid4().hex[:8]}"
     out = erp("tenants", "create", slug, "--name", "CLI Co", "--currency", "EUR").stdout
@@ -98,7 +98,10 @@ def test_tenant_lifecycle_from_the_cli(
     assert "conflict" in conflict.stderr
     assert "Traceback" not in conflict.output + conflict.stderr
 
+    listed = "SELECT count(*) FROM platform.audit_events WHERE action = 'tenant.listed'"
+    before = owner_sql(owner_engine, listed)[0][0]
     assert any(_fields(line)[0] == tid for line in erp("tenants", "list").stdout.splitlines())
+    assert owner_sql(owner_engine, listed)[0][0] == before + 1, "the CLI's list is audited too"
 
     result = erp("keys", "create", slug, "--name", "cli key", "--scope", "ledger:read")
     key = result.stdout.splitlines()[-1]

@@ -191,3 +191,36 @@ def test_failed_actions_are_not_audited(
     client.post(f"/ops/v1/tenants/{tenant.id}/reactivate", headers=ops_headers)  # 409
     actions = [e["action"] for e in _events(client, ops_headers, tenant.id)]
     assert actions == ["api_key.issued", "tenant.provisioned"]
+
+
+def test_operator_reads_are_audited(
+    client: Any, ops_headers: dict[str, str], tenant: TenantHandle, owner_engine: Engine
+) -> None:
+    r = client.get(f"/ops/v1/tenants/{tenant.id}", headers=ops_headers)
+    assert r.status_code == 200
+    read = _events(client, ops_headers, tenant.id)[0]
+    assert read["action"] == "tenant.read"
+    assert read["tenant_slug"] == tenant.slug
+    assert read["actor"].startswith("operator:")
+    assert read["request_id"] == r.headers["X-Request-Id"]
+
+    # a list is one event naming no tenant: its filter and how many tenants it showed
+    r = client.get("/ops/v1/tenants?status=active&limit=3", headers=ops_headers)
+    assert r.status_code == 200
+    rows = owner_sql(
+        owner_engine,
+        "SELECT action, tenant_id, details FROM platform.audit_events WHERE request_id = :r",
+        {"r": r.headers["X-Request-Id"]},
+    )
+    assert [(e.action, e.tenant_id, e.details) for e in rows] == [
+        ("tenant.listed", None, {"status": "active", "shown": len(r.get_json()["items"])})
+    ]
+
+    # a read that finds nothing records nothing
+    r = client.get(f"/ops/v1/tenants/{uuid.uuid4()}", headers=ops_headers)
+    assert r.status_code == 404
+    assert not owner_sql(
+        owner_engine,
+        "SELECT 1 FROM platform.audit_events WHERE request_id = :r",
+        {"r": r.headers["X-Request-Id"]},
+    )

@@ -26,8 +26,10 @@ class Tenants(MethodView):
     @ops.arguments(schemas.TenantListArgs, location="query")
     @ops.response(200, schemas.TenantPage)
     def get(self, args: dict[str, Any]) -> Page[Tenant]:
-        """List tenants (status only, never their contents)."""
-        return queries.tenants_page(db.session, args.get("status"), args["cursor"], args["limit"])
+        """List tenants (status only, never their contents); each call is audited."""
+        page = queries.tenants_page(db.session, args.get("status"), args["cursor"], args["limit"])
+        services.tenants_listed(db.session, args.get("status"), len(page.items))
+        return page
 
     @requires_operator
     @idempotent
@@ -45,10 +47,9 @@ class TenantById(MethodView):
     @requires_operator
     @ops.response(200, schemas.TenantDetailOut)
     def get(self, tenant_id: str) -> dict[str, Any]:
-        """A tenant with its status and usage counts."""
-        tid = parse_uuid(tenant_id, "tenant_id")
-        tenant = services.get_tenant(db.session, tid)
-        return {**_as_dict(tenant), "usage": services.usage_counts(db.session, tid)}
+        """A tenant with its status and usage counts (audited as `tenant.read`)."""
+        tenant, usage = services.read_tenant(db.session, parse_uuid(tenant_id, "tenant_id"))
+        return {**_as_dict(tenant), "usage": usage}
 
     @requires_operator
     @ops.response(202, schemas.TenantOut)

@@ -89,6 +89,23 @@ def get_tenant(s: Session, tenant_id: uuid.UUID) -> Tenant:
     return tenant
 
 
+def read_tenant(s: Session, tenant_id: uuid.UUID) -> tuple[Tenant, dict[str, int]]:
+    """An operator looks at one tenant: status and usage counts, audited as `tenant.read`."""
+    tenant = get_tenant(s, tenant_id)
+    usage = usage_counts(s, tenant_id)
+    audit.operator_event(s, "tenant.read", tenant.id, tenant.slug)
+    return tenant, usage
+
+
+def tenants_listed(s: Session, status: str | None, shown: int) -> None:
+    """Audit one page of the tenant list as one `tenant.listed` event naming no tenant.
+
+    A list shows slugs, names and statuses, never contents: one event per call (its
+    filter and how many tenants it showed) says who looked, without an event per row.
+    """
+    audit.operator_event(s, "tenant.listed", None, None, status=status, shown=shown)
+
+
 def usage_counts(s: Session, tenant_id: uuid.UUID) -> dict[str, int]:
     """Row counts of one tenant: how much it uses, never what it holds."""
     with acting_in_tenant(s, tenant_id):
