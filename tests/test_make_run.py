@@ -3,6 +3,7 @@ the API and a worker, and a printed curl line that works as printed."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -25,12 +26,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: What `erp dev` does without; it makes its own SECRET_KEY (`erp serve` alone would refuse).
+_UNSET = ("DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL", "ERP_APP_PASSWORD", "SECRET_KEY")
+
+
 def _start(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL", "ERP_APP_PASSWORD")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in _UNSET}
     proc = subprocess.Popen(
         [sys.executable, "-m", "erp.cli", "dev", "--port", str(port), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
@@ -80,7 +81,7 @@ def test_erp_dev_prints_a_curl_line_that_works_and_a_second_run_reuses_data(
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / ".data"
-    keys = []
+    keys, secrets = [], []
     for _ in range(2):
         proc, lines = _start(data_dir, _free_port())
         try:
@@ -90,4 +91,6 @@ def test_erp_dev_prints_a_curl_line_that_works_and_a_second_run_reuses_data(
         finally:
             _stop(proc)
         assert proc.returncode is not None
+        secrets.append(json.loads((data_dir / "dev.json").read_text())["secret_key"])
     assert keys[0] == keys[1], "the second run reuses .data/ and its demo key"
+    assert secrets[0] == secrets[1], "and its SECRET_KEY"
