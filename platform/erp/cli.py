@@ -117,10 +117,22 @@ def scheduler() -> None:
     help="Set erp_app's login password (env ERP_APP_PASSWORD).",
 )
 def migrate(revision: str, app_password: str | None) -> None:
-    """Create roles and upgrade the schema (uses MIGRATION_DATABASE_URL)."""
-    from erp.migrate import upgrade
+    """Create the roles and upgrade the schema, as MIGRATION_DATABASE_URL's login.
 
-    upgrade(_migration_url(_settings()), revision, app_password)
+    \b
+    The first run on a PostgreSQL server needs a superuser login: only a superuser
+    may create the BYPASSRLS role erp_auth (PostgreSQL 15). Later runs need only a
+    login with CREATEROLE that is a member of erp_owner and erp_auth (it owns the
+    schemas through erp_owner); steps that are already done are skipped.
+    It also sets erp_app's DB_*_TIMEOUT_MS defaults in this database.
+    """
+    from erp.migrate import MigrateError, upgrade
+
+    settings = _settings()
+    try:
+        upgrade(_migration_url(settings), revision, app_password, settings)
+    except MigrateError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"migrated to {revision}")
 
 
