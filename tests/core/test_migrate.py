@@ -20,7 +20,7 @@ from tests import servers
 STATE = {
     "roles": """SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin,
                        rolreplication, rolbypassrls
-                  FROM pg_roles WHERE rolname LIKE 'erp\\_%' AND rolname NOT LIKE 'erp\\_m%'
+                  FROM pg_roles WHERE rolname IN ('erp_app', 'erp_ops', 'erp_owner', 'erp_auth')
                  ORDER BY 1""",
     "members": """SELECT r.rolname, m.rolname FROM pg_auth_members a
                     JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
