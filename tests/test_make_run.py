@@ -28,7 +28,14 @@ from tests import story
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER_VARS = ("DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL", "ERP_APP_PASSWORD")
+#: What `erp dev` does without; it makes its own SECRET_KEY (`erp serve` alone would refuse).
+SERVER_VARS = (
+    "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
+    "REDIS_URL",
+    "ERP_APP_PASSWORD",
+    "SECRET_KEY",
+)
 
 
 def _free_port() -> int:
@@ -208,6 +215,7 @@ def test_the_readme_story_runs_as_written(dev: Dev, tmp_path: Path) -> None:
 def test_a_second_run_reuses_data_key_and_token(dev: Dev) -> None:
     """Last in this module: it stops the shared `make run` and starts it again."""
     first_key, first_token = dev.line("API key:").split()[2], dev.line("Operator:").split()[1]
+    first_secret = dev.env_file()["SECRET_KEY"]
     _stop(dev)
     again = _start(dev.home, _free_port())
     try:
@@ -215,5 +223,6 @@ def test_a_second_run_reuses_data_key_and_token(dev: Dev) -> None:
         assert again.line("Operator:").split()[1] == first_token
         assert _run_curl_line(again.line("Try:")) == 200
         assert again.env_file()["ERP_OPERATOR_TOKEN"] == first_token
+        assert again.env_file()["SECRET_KEY"] == first_secret, "and its SECRET_KEY"
     finally:
         _stop(again)

@@ -23,6 +23,7 @@ def create_app(
     from erp.registry import APP_KEY, default_registry
 
     settings = settings or Settings.from_env()
+    settings.require_secret_key()  # cursors signed here must verify in every other process
     configure_logging(settings.log_level, settings.log_json)
     app = ErpFlask("erp")
     app.config.update(

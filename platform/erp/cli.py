@@ -22,6 +22,21 @@ from erp.clitools import settings as _settings
 T = TypeVar("T")
 
 
+def _env_int(name: str, default: int) -> Callable[[], int]:
+    """An option default from the environment, refused with the variable's name."""
+
+    def read() -> int:
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return int(raw, 10)
+        except ValueError:
+            raise click.BadParameter(f"{name}: expected an integer, got {raw!r}") from None
+
+    return read
+
+
 class _ErpGroup(click.Group):
     """The core's commands, and each registered domain's group (`erp ledger ...`)."""
 
@@ -46,20 +61,24 @@ def main() -> None:
 @click.option(
     "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
 )
+@click.option("--port", default=_env_int("PORT", 8000), type=int, show_default="$PORT or 8000")
 @click.option(
-    "--port",
-    default=lambda: int(os.environ.get("PORT", "8000")),
+    "--workers",
+    default=_env_int("WEB_CONCURRENCY", 2),
     type=int,
-    show_default="$PORT or 8000",
+    show_default="$WEB_CONCURRENCY or 2",
 )
-@click.option("--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), type=int)
 @click.option("--threads", default=4, type=int)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the API under gunicorn (refused if DATABASE_URL could bypass row-level security)."""
+    """Run the API under gunicorn.
+
+    Refused without SECRET_KEY (each worker would sign cursors with its own key)
+    and if DATABASE_URL could bypass row-level security.
+    """
     from erp.db import PrivilegedLoginError, assert_unprivileged, make_engine
     from erp.server import run_gunicorn
 
-    engine = make_engine(_settings(), pool_size=1, max_overflow=0)
+    engine = make_engine(_settings(signing=True), pool_size=1, max_overflow=0)
     try:
         assert_unprivileged(engine)
     except PrivilegedLoginError as exc:
@@ -72,10 +91,13 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 def worker(burst: bool) -> None:
-    """Run an RQ worker (with the scheduler, for retries) on every queue."""
+    """Run an RQ worker (with the scheduler, for retries) on every queue.
+
+    Refused without SECRET_KEY, as `erp serve`: jobs run the same code.
+    """
     from erp.worker import run_worker
 
-    run_worker(_settings(), burst=burst)
+    run_worker(_settings(signing=True), burst=burst)
 
 
 @main.command()
@@ -95,10 +117,22 @@ def scheduler() -> None:
     help="Set erp_app's login password (env ERP_APP_PASSWORD).",
 )
 def migrate(revision: str, app_password: str | None) -> None:
-    """Create roles and upgrade the schema (uses MIGRATION_DATABASE_URL)."""
-    from erp.migrate import upgrade
+    """Create the roles and upgrade the schema, as MIGRATION_DATABASE_URL's login.
 
-    upgrade(_migration_url(_settings()), revision, app_password)
+    \b
+    The first run on a PostgreSQL server needs a superuser login: only a superuser
+    may create the BYPASSRLS role erp_auth (PostgreSQL 15). Later runs need only a
+    login with CREATEROLE that is a member of erp_owner and erp_auth (it owns the
+    schemas through erp_owner); steps that are already done are skipped.
+    It also sets erp_app's DB_*_TIMEOUT_MS defaults in this database.
+    """
+    from erp.migrate import MigrateError, upgrade
+
+    settings = _settings()
+    try:
+        upgrade(_migration_url(settings), revision, app_password, settings)
+    except MigrateError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"migrated to {revision}")
 
 
@@ -109,6 +143,7 @@ def dev(port: int, data_dir: str) -> None:
     """Embedded PostgreSQL and Redis, migrations, a demo tenant, the API and a worker."""
     from erp.devserver import run_dev
 
+    _settings()  # a malformed variable is refused before anything starts
     run_dev(port=port, data_dir=data_dir)
 
 

@@ -10,13 +10,23 @@ from typing import Any, TypeVar
 
 import click
 
-from erp.config import Settings
+from erp.config import Settings, SettingsError
 
 T = TypeVar("T")
 
 
-def settings() -> Settings:
-    return Settings.from_env()
+def settings(*, signing: bool = False) -> Settings:
+    """The checked settings; `signing` commands (serve, worker) also need SECRET_KEY.
+
+    A malformed or missing variable is one line per variable and exit status 1.
+    """
+    try:
+        checked = Settings.from_env()
+        if signing:
+            checked.require_secret_key()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return checked
 
 
 def migration_url(s: Settings) -> str:

@@ -1,23 +1,33 @@
-"""Typed settings, read from the environment once, when the app or a CLI command starts."""
+"""Typed settings, read from the environment once, when the app or a CLI command starts.
+
+Every value is checked here, so a typo fails at start-up with a line naming the
+variable (`SettingsError`), not later as a traceback from deep inside a request.
+An empty value counts as unset (compose files often write `FOO=`).
+"""
 
 from __future__ import annotations
 
 import os
-import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+API_KEY_ENVS = ("live", "test")
+
+UNSET_SIGNING_KEY = (
+    "SECRET_KEY is not set: set it to one long random value shared by every API and "
+    "worker process (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else int(raw)
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
 
 
 #: Rate-limit scopes: a key's own requests, all keys of one tenant, one operator token.
@@ -77,12 +87,111 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+class _Reader:
+    """Reads and checks variables, collecting every error before raising one."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.errors: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def _parse(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.errors.append(f"{name}: {exc}")
+            return default
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+        def parse(raw: str) -> int:
+            try:
+                value = int(raw, 10)
+            except ValueError:
+                raise ValueError(f"expected an integer, got {raw!r}") from None
+            if value < minimum:
+                raise ValueError(f"expected an integer >= {minimum}, got {raw!r}")
+            return value
+
+        return self._parse(name, default, parse)
+
+    def integer_or_none(self, name: str, default: int | None) -> int | None:
+        """A non-negative integer, or `none`/`off` for no value."""
+
+        def parse(raw: str) -> int | None:
+            if raw.lower() in ("none", "off"):
+                return None
+            if not raw.isdigit():
+                raise ValueError(f"expected an integer or 'none', got {raw!r}")
+            return int(raw, 10)
+
+        return self._parse(name, default, parse)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        def parse(raw: str) -> bool:
+            if raw.lower() in _TRUE:
+                return True
+            if raw.lower() in _FALSE:
+                return False
+            raise ValueError(f"expected true or false (1/0, yes/no, on/off), got {raw!r}")
+
+        return self._parse(name, default, parse)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...], *, upper: bool) -> str:
+        def parse(raw: str) -> str:
+            value = raw.upper() if upper else raw
+            if value not in choices:
+                raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+            return value
+
+        return self._parse(name, default, parse)
+
+    def parsed(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        """A value `parse` reads; its ValueError already names the variable."""
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.errors.append(str(exc))
+            return default
+
+    def url(self, name: str, default: T, schemes: tuple[str, ...]) -> str | T:
+        """A URL of one of `schemes`; the value is never echoed (it may hold a password)."""
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        scheme = raw.split("://", 1)[0] if "://" in raw else ""
+        if scheme not in schemes:
+            got = f"a {scheme}:// URL" if scheme else "no URL scheme"
+            wanted = ", ".join(f"{s}://" for s in schemes)
+            self.errors.append(f"{name}: expected a URL starting with {wanted}, got {got}")
+            return default
+        return raw
+
+
+_PG = ("postgresql", "postgres", "postgresql+psycopg")
+_REDIS = ("redis", "rediss", "unix")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "postgresql://erp_app@127.0.0.1:5432/erp"
     migration_database_url: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
-    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    #: Signs pagination cursors: every process must share it (see `require_secret_key`).
+    secret_key: str = ""
     api_key_env: str = "live"
     problem_base_uri: str = "/problems/"
     max_content_length: int = 1024 * 1024
@@ -94,7 +203,10 @@ class Settings:
     db_pool_recycle: int = 1800
     # None disables server-side prepared statements (pgbouncer in transaction mode).
     db_prepare_threshold: int | None = 5
+    # Per transaction (the tenant pin carries them) and erp_app's role defaults.
     db_statement_timeout_ms: int = 30_000
+    db_lock_timeout_ms: int = 10_000
+    db_idle_in_transaction_timeout_ms: int = 60_000
     tenant_purge_grace: timedelta = timedelta(days=30)
     log_level: str = "INFO"
     log_json: bool = True
@@ -102,31 +214,61 @@ class Settings:
     rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        threshold_raw = os.environ.get("DB_PREPARE_THRESHOLD", "5")
-        threshold = None if threshold_raw.lower() in ("", "none", "off") else int(threshold_raw)
-        secret = os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32)
-        return cls(
-            database_url=os.environ.get("DATABASE_URL", cls.database_url),
-            migration_database_url=os.environ.get("MIGRATION_DATABASE_URL") or None,
-            redis_url=os.environ.get("REDIS_URL", cls.redis_url),
-            secret_key=secret,
-            api_key_env=os.environ.get("API_KEY_ENV", "live"),
-            problem_base_uri=os.environ.get("PROBLEM_BASE_URI", cls.problem_base_uri),
-            max_content_length=_env_int("MAX_CONTENT_LENGTH", cls.max_content_length),
-            db_pool_size=_env_int("DB_POOL_SIZE", cls.db_pool_size),
-            db_max_overflow=_env_int("DB_MAX_OVERFLOW", cls.db_max_overflow),
-            db_pool_timeout=_env_int("DB_POOL_TIMEOUT", cls.db_pool_timeout),
-            db_pool_pre_ping=_env_bool("DB_POOL_PRE_PING", False),
-            db_pool_recycle=_env_int("DB_POOL_RECYCLE", 1800),
-            db_prepare_threshold=threshold,
-            db_statement_timeout_ms=_env_int("DB_STATEMENT_TIMEOUT_MS", 30_000),
-            tenant_purge_grace=timedelta(days=_env_int("TENANT_PURGE_GRACE_DAYS", 30)),
-            log_level=os.environ.get("LOG_LEVEL", "INFO"),
-            log_json=_env_bool("LOG_JSON", True),
-            queue_prefix=os.environ.get("QUEUE_PREFIX", "erp"),
-            rate_limits=RateLimits.parse(os.environ.get("RATE_LIMITS", "")),
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings in `env` (default: the process environment), all checked.
+
+        Raises `SettingsError` listing every malformed variable, one per line.
+        A missing SECRET_KEY is not an error here: only the commands that sign
+        things (`erp serve`, `erp worker`) require it.
+        """
+        r = _Reader(os.environ if env is None else env)
+        settings = cls(
+            database_url=r.url("DATABASE_URL", cls.database_url, _PG),
+            migration_database_url=r.url("MIGRATION_DATABASE_URL", None, _PG),
+            redis_url=r.url("REDIS_URL", cls.redis_url, _REDIS),
+            secret_key=r.raw("SECRET_KEY") or "",
+            api_key_env=r.choice("API_KEY_ENV", cls.api_key_env, API_KEY_ENVS, upper=False),
+            problem_base_uri=r.text("PROBLEM_BASE_URI", cls.problem_base_uri),
+            max_content_length=r.integer("MAX_CONTENT_LENGTH", cls.max_content_length, minimum=1),
+            db_pool_size=r.integer("DB_POOL_SIZE", cls.db_pool_size, minimum=1),
+            db_max_overflow=r.integer("DB_MAX_OVERFLOW", cls.db_max_overflow),
+            db_pool_timeout=r.integer("DB_POOL_TIMEOUT", cls.db_pool_timeout),
+            db_pool_pre_ping=r.boolean("DB_POOL_PRE_PING", cls.db_pool_pre_ping),
+            db_pool_recycle=r.integer("DB_POOL_RECYCLE", cls.db_pool_recycle, minimum=-1),
+            db_prepare_threshold=r.integer_or_none(
+                "DB_PREPARE_THRESHOLD", cls.db_prepare_threshold
+            ),
+            db_statement_timeout_ms=r.integer(
+                "DB_STATEMENT_TIMEOUT_MS", cls.db_statement_timeout_ms
+            ),
+            db_lock_timeout_ms=r.integer("DB_LOCK_TIMEOUT_MS", cls.db_lock_timeout_ms),
+            db_idle_in_transaction_timeout_ms=r.integer(
+                "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", cls.db_idle_in_transaction_timeout_ms
+            ),
+            tenant_purge_grace=timedelta(
+                days=r.integer("TENANT_PURGE_GRACE_DAYS", cls.tenant_purge_grace.days)
+            ),
+            log_level=r.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),
+            log_json=r.boolean("LOG_JSON", cls.log_json),
+            queue_prefix=r.text("QUEUE_PREFIX", cls.queue_prefix),
+            rate_limits=r.parsed("RATE_LIMITS", RateLimits(), RateLimits.parse),
         )
+        if r.errors:
+            raise SettingsError("\n".join(r.errors))
+        return settings
+
+    def db_timeouts(self) -> dict[str, int]:
+        """PostgreSQL timeouts (ms) of every app transaction and of erp_app's logins."""
+        return {
+            "statement_timeout": self.db_statement_timeout_ms,
+            "lock_timeout": self.db_lock_timeout_ms,
+            "idle_in_transaction_session_timeout": self.db_idle_in_transaction_timeout_ms,
+        }
+
+    def require_secret_key(self) -> None:
+        """Refuse to sign with a per-process key: another process could not verify it."""
+        if not self.secret_key:
+            raise SettingsError(UNSET_SIGNING_KEY)
 
     def replace(self, **changes: object) -> Settings:
         from dataclasses import replace

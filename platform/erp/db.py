@@ -61,6 +61,8 @@ class PinnedConnection(psycopg.Connection[Any]):
     """
 
     pinned: tuple[str, str | None] | None = None
+    #: `SET LOCAL` of the engine's timeouts, sent with every pin (see `timeouts_sql`).
+    timeouts: bytes = b""
 
     def _start_query(self) -> Any:
         idle = self.pgconn.transaction_status == pq.TransactionStatus.IDLE
@@ -68,7 +70,8 @@ class PinnedConnection(psycopg.Connection[Any]):
             yield from super()._start_query()
             return
         want = _wanted_pin()
-        self.pgconn.send_query(self._get_tx_start_command() + b"; " + _pin_sql(*want))
+        pin = _pin_sql(*want, self.timeouts)
+        self.pgconn.send_query(self._get_tx_start_command() + b"; " + pin)
         results = yield from psycopg_generators.execute(self.pgconn)
         for result in results:
             if result.status == pq.ExecStatus.FATAL_ERROR:
@@ -83,16 +86,32 @@ def _wanted_pin() -> tuple[str, str | None]:
     return ("" if tenant is None else str(tenant), role)
 
 
+def timeouts_sql(settings: Settings) -> bytes:
+    """`SET LOCAL` of each of `Settings.db_timeouts`, for the pin to carry.
+
+    Per transaction, because pgbouncer in transaction mode hands each transaction
+    whichever server session is free: a session `SET` at connect would hold on
+    one session and leak into other clients' transactions on it.
+    """
+    return b"; ".join(
+        b"SET LOCAL %s = %d" % (name.encode(), int(ms))
+        for name, ms in settings.db_timeouts().items()
+    )
+
+
 @functools.lru_cache(maxsize=4096)
-def _pin_sql(tenant: str, role: str | None) -> bytes:
+def _pin_sql(tenant: str, role: str | None, timeouts: bytes = b"") -> bytes:
     """`SET LOCAL` is `set_config(..., true)` without the planner: transaction-local too.
 
     `tenant` is '' or `str(UUID)` and `role` one of ALLOWED_ROLES (see `_wanted_pin`),
-    so both are safe to inline; they are checked again here all the same.
+    so both are safe to inline; they are checked again here all the same. `timeouts`
+    is the engine's `timeouts_sql`, built from integers.
     """
     if tenant and str(UUID(tenant)) != tenant:
         raise ValueError("the tenant pin must be a canonical UUID")
     pin = b"SET LOCAL app.tenant_id = '" + tenant.encode() + b"'"
+    if timeouts:
+        pin += b"; " + timeouts
     if role is None:
         return pin
     if role not in ALLOWED_ROLES:
@@ -107,23 +126,34 @@ def _pin_tenant(session: Session, transaction: SessionTransaction, connection: C
         status = dbapi.pgconn.transaction_status
         if status == pq.TransactionStatus.IDLE or dbapi.pinned == _wanted_pin():
             return  # the BEGIN psycopg sends next carries the pin, or already did
-    pin_connection(connection, current_tenant.get(), current_db_role.get())
+    timeouts: dict[str, int] | None = connection.info.get(_TIMEOUTS)
+    pin_connection(connection, current_tenant.get(), current_db_role.get(), timeouts)
 
 
-def pin_connection(connection: Connection, tenant: UUID | None, role: str | None) -> None:
-    """Set the tenant (and role) for the rest of this transaction only."""
+_TIMEOUTS = "erp_db_timeouts"  # key of the engine's timeouts in each connection's info
+
+
+def pin_connection(
+    connection: Connection,
+    tenant: UUID | None,
+    role: str | None,
+    timeouts: dict[str, int] | None = None,
+) -> None:
+    """Set the tenant (and role, and `timeouts`) for the rest of this transaction only.
+
+    One statement, as the pin in BEGIN is one round trip.
+    """
     if role is not None and role not in ALLOWED_ROLES:
         raise ValueError(f"role {role!r} may not be assumed")
-    params = {"tenant": "" if tenant is None else str(tenant), "role": role}
-    if role is None:
-        connection.execute(text("SELECT set_config('app.tenant_id', :tenant, true)"), params)
-    else:
-        connection.execute(
-            text(
-                "SELECT set_config('app.tenant_id', :tenant, true), set_config('role', :role, true)"
-            ),
-            params,
-        )
+    calls = ["set_config('app.tenant_id', :tenant, true)"]
+    params: dict[str, str | None] = {"tenant": "" if tenant is None else str(tenant)}
+    if role is not None:
+        calls.append("set_config('role', :role, true)")
+        params["role"] = role
+    for i, (name, ms) in enumerate((timeouts or {}).items()):
+        calls.append(f"set_config(:guc{i}, :ms{i}, true)")
+        params[f"guc{i}"], params[f"ms{i}"] = name, str(int(ms))
+    connection.execute(text("SELECT " + ", ".join(calls)), params)
 
 
 def bind_tenant(session: Session, tenant: UUID) -> None:
@@ -178,16 +208,20 @@ def make_engine(
     }
     options.update(overrides)
     engine = create_engine(sqlalchemy_url(url or settings.database_url), **options)
-    timeout_ms = int(settings.db_statement_timeout_ms)
+    timeouts, timeouts_pin = settings.db_timeouts(), timeouts_sql(settings)
 
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        return PinnedConnection.connect(*cargs, **cparams)
+        conn = PinnedConnection.connect(*cargs, **cparams)
+        conn.timeouts = timeouts_pin
+        return conn
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        # The timeouts are not SET here for the session: the pin sets them in each
+        # transaction (for the fallback pin, they are kept in the connection's info).
+        record.info[_TIMEOUTS] = timeouts
         with dbapi_conn.cursor() as cur:
-            cur.execute(f"SET statement_timeout = {timeout_ms}")
             cur.execute("SET TIME ZONE 'UTC'")  # timestamps leave the database in UTC
         dbapi_conn.commit()
 

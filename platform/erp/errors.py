@@ -192,7 +192,8 @@ def problem_from_db(exc: DBAPIError) -> Problem:
             "The request conflicted with concurrent changes; retry it.",
             headers={"Retry-After": "1"},
         )
-    if isinstance(exc, OperationalError) or (state or "").startswith(("08", "53", "57")):
+    # 57014 is statement_timeout, 55P03 lock_timeout (DB_*_TIMEOUT_MS): busy, not wrong
+    if isinstance(exc, OperationalError) or (state or "").startswith(("08", "53", "57", "55P03")):
         return Problem("unavailable", "The database is unavailable.", headers={"Retry-After": "5"})
     return Problem("internal", "An unexpected error occurred.")
 

@@ -9,21 +9,43 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from erp.config import Settings
 from erp.paths import MIGRATIONS, POLICIES
 
-_ROLES = (
-    "CREATE ROLE erp_owner NOLOGIN",
-    "CREATE ROLE erp_ops NOLOGIN",
-    "CREATE ROLE erp_auth NOLOGIN BYPASSRLS",
-    "CREATE ROLE erp_app LOGIN",
-)
-_ROLE_ATTRS = (
-    "ALTER ROLE erp_app NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION",
-    "ALTER ROLE erp_ops NOLOGIN NOBYPASSRLS",
-    "GRANT erp_ops TO erp_app",
-)
+#: Each role and the options it is created with. Only a superuser may create
+#: erp_auth (BYPASSRLS), so the first `erp migrate` of a server needs one.
+_ROLES = {
+    "erp_owner": "NOLOGIN",
+    "erp_ops": "NOLOGIN",
+    "erp_auth": "NOLOGIN BYPASSRLS",
+    "erp_app": "LOGIN",
+}
+#: The attributes a role must have: pg_roles column -> (wanted, ALTER ROLE keyword).
+_ATTRS: dict[str, dict[str, tuple[bool, str]]] = {
+    "erp_app": {
+        "rolsuper": (False, "NOSUPERUSER"),
+        "rolbypassrls": (False, "NOBYPASSRLS"),
+        "rolcreatedb": (False, "NOCREATEDB"),
+        "rolcreaterole": (False, "NOCREATEROLE"),
+        "rolinherit": (False, "NOINHERIT"),
+        "rolreplication": (False, "NOREPLICATION"),
+    },
+    "erp_ops": {"rolcanlogin": (False, "NOLOGIN"), "rolbypassrls": (False, "NOBYPASSRLS")},
+}
+#: (role, member): erp_app assumes erp_ops with SET LOCAL ROLE in operator requests.
+_MEMBERSHIPS = (("erp_ops", "erp_app"),)
 #: What a concurrent `erp migrate` on another database of the server can make us hit.
 _RACES = (pg_errors.DuplicateObject, pg_errors.UniqueViolation, pg_errors.InternalError_)
+
+FIRST_INSTALL = (
+    "the first `erp migrate` of a PostgreSQL server must log in as a superuser "
+    "(only a superuser may create the BYPASSRLS role erp_auth); later runs need only "
+    "a login with CREATEROLE that is a member of erp_owner and erp_auth"
+)
+
+
+class MigrateError(RuntimeError):
+    """The migration login lacks a privilege a step needs; the message says which."""
 
 
 def policy_sql(name: str, **fmt: str) -> str:
@@ -43,29 +65,103 @@ def _run(conn: psycopg.Connection[Any], stmt: str | sql.Composed, tolerate: bool
             if attempt == 9:
                 raise
             time.sleep(0.05 * (attempt + 1))
+        except pg_errors.InsufficientPrivilege as exc:
+            shown = stmt if isinstance(stmt, str) else stmt.as_string(conn)
+            raise MigrateError(f"{shown}: {exc}; {FIRST_INSTALL}") from exc
 
 
-def bootstrap(url: str, app_password: str | None = None) -> None:
-    """Create the roles (idempotent, race-tolerant) and the database-level grants."""
+def _one(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    row = conn.execute(query, params).fetchone()
+    return None if row is None else row[0]
+
+
+def _has_acl(conn: psycopg.Connection[Any], catalog: str, grantee: str, privilege: str) -> bool:
+    """Whether `grantee` ('' for PUBLIC) holds `privilege` by a grant of its own.
+
+    `catalog` is "database" (this one) or "schema public". Effective privileges
+    (has_database_privilege) would count PUBLIC's CONNECT for erp_app, and a later
+    REVOKE ... FROM PUBLIC would then lock the app out.
+    """
+    source = {
+        "database": "SELECT aclexplode(COALESCE(datacl, acldefault('d', datdba))) AS a "
+        "FROM pg_database WHERE datname = current_database()",
+        "schema public": "SELECT aclexplode(COALESCE(nspacl, acldefault('n', nspowner))) AS a "
+        "FROM pg_namespace WHERE nspname = 'public'",
+    }[catalog]
+    query = (
+        f"SELECT EXISTS (SELECT 1 FROM ({source}) x WHERE (x.a).privilege_type = %(p)s "
+        "AND (x.a).grantee = CASE WHEN %(g)s = '' THEN 0 ELSE to_regrole(%(g)s)::oid END)"
+    )
+    return bool(_one(conn, query, {"g": grantee, "p": privilege}))
+
+
+def bootstrap(url: str, app_password: str | None = None, settings: Settings | None = None) -> None:
+    """Create the roles and the database-level grants: idempotent and race-tolerant.
+
+    Every step first reads the catalog and runs only when something differs, so a
+    later run with a CREATEROLE non-superuser login succeeds: in PostgreSQL 15 such
+    a login may neither create a BYPASSRLS role nor name SUPERUSER, BYPASSRLS or
+    REPLICATION in ALTER ROLE, even to restate what is already true.
+    """
+    settings = settings or Settings()
     with psycopg.connect(url, autocommit=True) as conn:
-        for stmt in _ROLES:
-            _run(conn, stmt)
-        for stmt in _ROLE_ATTRS:
-            _run(conn, stmt)
-        row = conn.execute(
+        for role, options in _ROLES.items():
+            if _one(conn, "SELECT to_regrole(%s)", [role]) is None:
+                _run(conn, f"CREATE ROLE {role} {options}")
+        for role, attrs in _ATTRS.items():
+            columns = ", ".join(attrs)
+            row = conn.execute(f"SELECT {columns} FROM pg_roles WHERE rolname = %s", [role])
+            have = row.fetchone()
+            assert have is not None
+            fix = [kw for (want, kw), got in zip(attrs.values(), have, strict=True) if got != want]
+            if fix:
+                _run(conn, f"ALTER ROLE {role} {' '.join(fix)}")
+        for role, member in _MEMBERSHIPS:
+            if not _one(conn, "SELECT pg_has_role(%s, %s, 'MEMBER')", [member, role]):
+                _run(conn, f"GRANT {role} TO {member}")
+        is_super, dbname = conn.execute(
             "SELECT rolsuper, current_database() FROM pg_roles WHERE rolname = current_user"
-        ).fetchone()
-        assert row is not None
-        is_super, dbname = row
-        if not is_super:
-            _run(conn, "GRANT erp_owner, erp_auth TO CURRENT_USER")
+        ).fetchone() or (False, "")
+        if not is_super:  # migrations SET ROLE to both
+            for role in ("erp_owner", "erp_auth"):
+                if not _one(conn, "SELECT pg_has_role(current_user, %s, 'MEMBER')", [role]):
+                    _run(conn, f"GRANT {role} TO CURRENT_USER")
         db = sql.Identifier(dbname)
-        _run(conn, sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO erp_owner").format(db))
-        _run(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO erp_app").format(db))
-        _run(conn, "GRANT USAGE, CREATE ON SCHEMA public TO erp_owner")
-        _run(conn, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        for grantee, privilege in (("erp_owner", "CONNECT"), ("erp_owner", "CREATE")):
+            if not _has_acl(conn, "database", grantee, privilege):
+                stmt = sql.SQL("GRANT {} ON DATABASE {} TO {}")
+                _run(conn, stmt.format(sql.SQL(privilege), db, sql.Identifier(grantee)))
+        if not _has_acl(conn, "database", "erp_app", "CONNECT"):
+            _run(conn, sql.SQL("GRANT CONNECT ON DATABASE {} TO erp_app").format(db))
+        for privilege in ("USAGE", "CREATE"):
+            if not _has_acl(conn, "schema public", "erp_owner", privilege):
+                _run(conn, f"GRANT {privilege} ON SCHEMA public TO erp_owner")
+        if _has_acl(conn, "schema public", "", "CREATE"):
+            _run(conn, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        _set_role_timeouts(conn, db, settings.db_timeouts())
         if app_password:
             _run(conn, sql.SQL("ALTER ROLE erp_app PASSWORD {}").format(sql.Literal(app_password)))
+
+
+def _set_role_timeouts(
+    conn: psycopg.Connection[Any], db: sql.Identifier, wanted: dict[str, int]
+) -> None:
+    """`ALTER ROLE erp_app IN DATABASE ... SET` each timeout that differs.
+
+    Per database, not for the role everywhere: roles are cluster-wide, and two
+    databases of one server may be configured differently. Every erp_app login
+    to this database starts with these, pgbouncer's server connections included.
+    """
+    current = _one(
+        conn,
+        "SELECT setconfig FROM pg_db_role_setting WHERE setrole = to_regrole('erp_app') "
+        "AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    have = dict(item.split("=", 1) for item in current or ())
+    for name, value in wanted.items():
+        if have.get(name) != str(value):
+            stmt = sql.SQL("ALTER ROLE erp_app IN DATABASE {} SET {} = {}")
+            _run(conn, stmt.format(db, sql.Identifier(name), sql.Literal(value)))
 
 
 def alembic_config(url: str) -> Any:
@@ -79,10 +175,16 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head", app_password: str | None = None) -> None:
+def upgrade(
+    url: str,
+    revision: str = "head",
+    app_password: str | None = None,
+    settings: Settings | None = None,
+) -> None:
+    """Roles and grants (`bootstrap`), then Alembic; see FIRST_INSTALL for the login."""
     from alembic import command
 
-    bootstrap(url, app_password)
+    bootstrap(url, app_password, settings)
     command.upgrade(alembic_config(url), revision)
 
 

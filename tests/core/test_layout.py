@@ -72,7 +72,7 @@ def test_erp_serve_refuses_a_superuser_login(
 
     monkeypatch.setattr("erp.server.run_gunicorn", never)
     result = CliRunner().invoke(
-        main, ["serve"], env={"DATABASE_URL": owner_url, "REDIS_URL": redis_url}
+        main, ["serve"], env={"DATABASE_URL": owner_url, "REDIS_URL": redis_url, "SECRET_KEY": "k"}
     )
     assert result.exit_code == 1, result.output
     assert "superuser" in result.stderr
@@ -80,7 +80,9 @@ def test_erp_serve_refuses_a_superuser_login(
 
 def test_erp_worker_refuses_a_superuser_login(owner_url: str, redis_url: str) -> None:
     result = CliRunner().invoke(
-        main, ["worker", "--burst"], env={"DATABASE_URL": owner_url, "REDIS_URL": redis_url}
+        main,
+        ["worker", "--burst"],
+        env={"DATABASE_URL": owner_url, "REDIS_URL": redis_url, "SECRET_KEY": "k"},
     )
     assert result.exit_code != 0
     assert isinstance(result.exception, PrivilegedLoginError)

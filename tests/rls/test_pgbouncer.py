@@ -27,10 +27,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from erp.config import Settings
-from erp.db import Database
+from erp.db import Database, sqlstate
 from tests import servers
 from tests.rls.conftest import Seeded
 
@@ -259,3 +260,98 @@ def test_the_apps_sessions_through_pgbouncer_concurrently(
         database.dispose()
     assert not errors, "\n".join(errors[:20])
     assert sorted(done) == sorted([seeded.a.id, seeded.b.id])
+
+
+# -- timeouts: held per transaction, whatever the shared server session carries -------
+
+TIMEOUTS = {
+    "statement_timeout": "4321ms",
+    "lock_timeout": "1234ms",
+    "idle_in_transaction_session_timeout": "5678ms",
+}
+
+
+def _timeouts(s: Session) -> dict[str, str]:
+    return {name: s.execute(text(f"SHOW {name}")).scalar_one() for name in TIMEOUTS}
+
+
+def test_the_configured_timeouts_hold_in_every_app_transaction(
+    bouncer: Bouncer, seeded: Seeded, settings: Settings
+) -> None:
+    """Another client's session-level SET reaches our server session; the pin wins over it."""
+    database = _bounced_database(
+        bouncer,
+        settings.replace(
+            db_statement_timeout_ms=4321,
+            db_lock_timeout_ms=1234,
+            db_idle_in_transaction_timeout_ms=5678,
+        ),
+    )
+    with bouncer.connect(autocommit=True) as careless:
+        try:
+            for name in TIMEOUTS:
+                careless.execute(f"SET {name} = 0")  # session-level: leaks to the next client
+            assert _show(bouncer, "lock_timeout") == "0", "the harness must see the leak"
+            for tenant, role in ((seeded.a.id, None), (None, None), (None, "erp_ops")):
+                got = database.unit_of_work(_timeouts, tenant=tenant, role=role)
+                assert got == TIMEOUTS, (tenant, role)
+        finally:
+            careless.execute("RESET ALL")
+            database.dispose()
+
+
+def _show(bouncer: Bouncer, name: str) -> str:
+    with bouncer.connect(autocommit=True) as conn:
+        row = conn.execute(f"SHOW {name}").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_erp_app_logins_start_with_the_role_defaults_erp_migrate_set(
+    bouncer: Bouncer, app_url: str
+) -> None:
+    """Outside any app transaction (psql as erp_app, autocommit), direct or bounced."""
+    defaults = {"statement_timeout": "30s", "lock_timeout": "10s"}
+    defaults["idle_in_transaction_session_timeout"] = "1min"
+    for name, value in defaults.items():
+        assert _show(bouncer, name) == value
+        with psycopg.connect(app_url, autocommit=True) as direct:
+            assert direct.execute(f"SHOW {name}").fetchone() == (value,)
+
+
+def test_a_statement_over_the_timeout_is_cancelled_and_the_api_says_503(
+    bouncer: Bouncer, seeded: Seeded, settings: Settings
+) -> None:
+    from erp import create_app
+    from erp.extensions import db, queue
+
+    quick = settings.replace(
+        database_url=bouncer.url, db_prepare_threshold=None, db_statement_timeout_ms=200
+    )
+    database = _bounced_database(bouncer, quick)
+    started = time.monotonic()
+    try:
+        with pytest.raises(DBAPIError) as caught:
+            database.unit_of_work(lambda s: s.execute(text("SELECT pg_sleep(5)")), tenant=None)
+    finally:
+        database.dispose()
+    assert sqlstate(caught.value) == "57014"  # query_canceled
+    assert time.monotonic() - started < 4
+
+    app = create_app(quick.replace(db_pool_size=1, db_max_overflow=0))
+
+    @app.get("/test/slow")
+    def slow() -> Any:
+        db.session.execute(text("SELECT pg_sleep(5)"))
+        return {}
+
+    try:
+        r = app.test_client().get("/test/slow")
+        assert r.status_code == 503, r.get_data(as_text=True)
+        assert r.mimetype == "application/problem+json"
+        assert r.get_json()["type"].endswith("/unavailable")
+        assert r.headers["Retry-After"]
+    finally:
+        with app.app_context():
+            db.dispose()
+            queue.redis.close()
