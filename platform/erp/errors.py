@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, g, json
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from erp.db import RETRYABLE_SQLSTATES, sqlstate
@@ -178,6 +178,26 @@ def _domain_problem(exc: DBAPIError, state: str) -> Problem | None:
     return Problem(known.slug, known.detail)
 
 
+#: The core's fallbacks, for a SQLSTATE no domain maps more precisely: a constraint
+#: PostgreSQL enforces, or a value it refused, is the client's problem, never a 500.
+#: state -> (slug, detail, Retry-After or None).
+_FALLBACK_PROBLEMS: dict[str, tuple[str, str, str | None]] = {
+    "23505": ("conflict", "A value that must be unique is already taken.", None),
+    "23P01": ("conflict", "The change conflicts with an existing row.", None),
+    "23503": ("validation", "A referenced row does not exist.", None),
+    "23514": ("validation", "A value breaks a rule of its field.", None),
+    "23502": ("validation", "A required value is missing.", None),
+    "22P02": ("validation", "A value is not valid for its type.", None),
+    "22001": ("validation", "A value is longer than its field allows.", None),
+    "22021": ("validation", "A value is not valid UTF-8.", None),
+    "22P05": ("validation", "A value holds a character that cannot be stored.", None),
+    "22007": ("validation", "A date or time is not valid.", None),
+    "22008": ("validation", "A date or time is out of range.", None),
+    "57014": ("unavailable", "The request took too long; retry it.", "5"),
+    "55P03": ("conflict", "The row is locked by another request; retry it.", "1"),
+}
+
+
 def problem_from_db(exc: DBAPIError) -> Problem:
     state = sqlstate(exc)
     domain = _domain_problem(exc, state) if state else None
@@ -192,8 +212,19 @@ def problem_from_db(exc: DBAPIError) -> Problem:
             "The request conflicted with concurrent changes; retry it.",
             headers={"Retry-After": "1"},
         )
-    # 57014 is statement_timeout, 55P03 lock_timeout (DB_*_TIMEOUT_MS): busy, not wrong
-    if isinstance(exc, OperationalError) or (state or "").startswith(("08", "53", "57", "55P03")):
+    if state is not None and (state in _FALLBACK_PROBLEMS or state.startswith("23")):
+        # Any other integrity constraint (class 23) is a value the client sent.
+        slug, detail, retry = _FALLBACK_PROBLEMS.get(
+            state, ("validation", "A value breaks a rule of its field.", None)
+        )
+        return Problem(slug, detail, headers={"Retry-After": retry} if retry else None)
+    if state is None and isinstance(exc, DataError):
+        # The driver refused a value before sending it (a NUL in text, say): the edge
+        # (erp/inputs.py) should have caught it, and it is still the client's input.
+        return Problem("validation", "A value cannot be stored.")
+    # 57014 is statement_timeout (DB_STATEMENT_TIMEOUT_MS): busy, not wrong; 55P03
+    # (lock_timeout, NOWAIT) is a 409 with Retry-After above, like other contention.
+    if isinstance(exc, OperationalError) or (state or "").startswith(("08", "53", "57")):
         return Problem("unavailable", "The database is unavailable.", headers={"Retry-After": "5"})
     return Problem("internal", "An unexpected error occurred.")
 
