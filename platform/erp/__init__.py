@@ -45,9 +45,6 @@ def create_app(
     queue.init_app(app, settings.redis_url, settings.queue_prefix)
     api = Api(app)
     app.extensions["erp_api"] = api
-    api.spec.components.security_scheme(
-        "bearer", {"type": "http", "scheme": "bearer", "description": "API key or operator token"}
-    )
     register_error_handlers(app)
     install_request_hooks(app)
     ratelimit.init_app(app, settings)  # after the hooks: limits need the principal

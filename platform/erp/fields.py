@@ -33,9 +33,20 @@ class StrictInt(ma.fields.Integer):
             raise self.make_error("range")
         return int(value)
 
+    def json_schema(self, ret: dict[str, Any]) -> dict[str, Any]:
+        """OpenAPI (erp.openapi): int64, within any narrower Range the field has."""
+        return {
+            "format": "int64",
+            "minimum": ret.get("minimum", INT64_MIN),
+            "maximum": ret.get("maximum", INT64_MAX),
+        }
+
 
 class Currency(ma.fields.String):
     default_error_messages = {"currency": "Not an ISO 4217 currency code."}
+
+    def json_schema(self, ret: dict[str, Any]) -> dict[str, Any]:
+        return {"enum": sorted(CURRENCIES)}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         code = super()._deserialize(value, attr, data, **kwargs)
@@ -55,6 +66,45 @@ class AwareDateTime(ma.fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+
+
+METADATA_KEYS, METADATA_KEY_LEN, METADATA_VALUE_LEN = 50, 64, 500
+
+
+def _check_metadata(value: dict[str, Any]) -> None:
+    if len(value) > METADATA_KEYS:
+        raise ma.ValidationError(f"At most {METADATA_KEYS} keys.")
+    for key, item in value.items():
+        if not 1 <= len(key) <= METADATA_KEY_LEN:
+            raise ma.ValidationError(f"Keys are 1-{METADATA_KEY_LEN} characters.")
+        if not isinstance(item, str | int | float | bool) or (
+            isinstance(item, str) and len(item) > METADATA_VALUE_LEN
+        ):
+            raise ma.ValidationError(
+                f"{key}: values are strings (<= {METADATA_VALUE_LEN}), numbers or booleans."
+            )
+
+
+class Metadata(ma.fields.Dict):
+    """API.md, Metadata: at most 50 keys of 1-64 characters; values strings (<= 500
+    characters), numbers or booleans. Free-form jsonb, so its limits are checked here."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=ma.fields.String(), validate=_check_metadata, **kwargs)
+
+    def json_schema(self, ret: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "maxProperties": METADATA_KEYS,
+            "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_LEN},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": METADATA_VALUE_LEN},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                ]
+            },
+        }
 
 
 def parse_uuid(value: str, field: str) -> uuid.UUID:

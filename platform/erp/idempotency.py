@@ -126,6 +126,7 @@ def idempotent(
                 return view(*args, **kwargs)
             return _run_once(key, hidden, lambda: view(*args, **kwargs))
 
+        wrapper._idempotent = True  # type: ignore[attr-defined]  # read by erp.openapi
         return wrapper
 
     return decorate(view) if view is not None else decorate

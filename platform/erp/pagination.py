@@ -24,10 +24,12 @@ from erp.db import current_tenant
 from erp.errors import Problem
 
 T = TypeVar("T")
+#: A cursor we issue is about 250 characters; anything longer is not one of ours.
+CURSOR_MAX = 512
 
 
 class ListArgs(ma.Schema):
-    cursor = ma.fields.String(load_default=None)
+    cursor = ma.fields.String(load_default=None, validate=ma.validate.Length(max=CURSOR_MAX))
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
 
 

@@ -62,7 +62,7 @@ def requires_scope(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise Problem("forbidden", f"This credential lacks the scope {scope}.")
             return view(*args, **kwargs)
 
-        wrapper._required_scope = scope  # type: ignore[attr-defined]
+        wrapper._required_scope = scope  # type: ignore[attr-defined]  # read by erp.openapi
         return wrapper
 
     return decorate

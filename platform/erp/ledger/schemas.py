@@ -6,25 +6,11 @@ from typing import Any
 
 import marshmallow as ma
 
-from erp.fields import AwareDateTime, Currency, StrictInt
+from erp.fields import AwareDateTime, Currency, Metadata, StrictInt
 from erp.ledger.models import ACCOUNT_TYPES, GUARDS, STATUSES
 from erp.pagination import ListArgs, page_schema
 
 CODE_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-
-def _metadata(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise ma.ValidationError("Must be an object.")
-    if len(value) > 50:
-        raise ma.ValidationError("At most 50 keys.")
-    for key, item in value.items():
-        if not 1 <= len(key) <= 64:
-            raise ma.ValidationError("Keys are 1-64 characters.")
-        if not isinstance(item, str | int | float | bool) or (
-            isinstance(item, str) and len(item) > 500
-        ):
-            raise ma.ValidationError(f"{key}: values are strings (<= 500), numbers or booleans.")
 
 
 class BalanceOut(ma.Schema):
@@ -34,7 +20,9 @@ class BalanceOut(ma.Schema):
 
 
 class AccountIn(ma.Schema):
-    code = ma.fields.String(required=True, validate=ma.validate.Regexp(CODE_RE))
+    code = ma.fields.String(
+        required=True, validate=[ma.validate.Length(max=64), ma.validate.Regexp(CODE_RE)]
+    )
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     type = ma.fields.String(required=True, validate=ma.validate.OneOf(ACCOUNT_TYPES))
     currency = Currency(required=True)
@@ -88,7 +76,7 @@ class TransactionIn(ma.Schema):
     status = ma.fields.String(
         load_default="posted", validate=ma.validate.OneOf(["posted", "pending"])
     )
-    metadata = ma.fields.Dict(load_default=dict, validate=_metadata)
+    metadata = Metadata(load_default=dict)
     entries = ma.fields.List(ma.fields.Nested(EntryIn), required=True)
 
 

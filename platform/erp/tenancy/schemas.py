@@ -6,12 +6,15 @@ import marshmallow as ma
 
 from erp.fields import AwareDateTime, Currency
 from erp.pagination import ListArgs, page_schema
+from erp.scopes import ALL_SCOPES
 
 SLUG_RE = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
 
 class TenantIn(ma.Schema):
-    slug = ma.fields.String(required=True, validate=ma.validate.Regexp(SLUG_RE))
+    slug = ma.fields.String(
+        required=True, validate=[ma.validate.Length(max=63), ma.validate.Regexp(SLUG_RE)]
+    )
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     base_currency = Currency(required=True)
     template = ma.fields.String(load_default="default", validate=ma.validate.Length(min=1, max=63))
@@ -64,7 +67,14 @@ AuditEventPage = page_schema(AuditEventOut, "AuditEventPage")
 
 class ApiKeyIn(ma.Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    scopes = ma.fields.List(ma.fields.String(), required=True, validate=ma.validate.Length(min=1))
+    scopes = ma.fields.List(
+        # Unknown scopes are refused by the service (naming `scopes`); the enum documents them.
+        ma.fields.String(
+            validate=ma.validate.Length(max=64), metadata={"enum": sorted(ALL_SCOPES)}
+        ),
+        required=True,
+        validate=ma.validate.Length(min=1, max=50),
+    )
     expires_at = AwareDateTime(load_default=None, allow_none=True)
 
 
