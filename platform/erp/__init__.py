@@ -15,7 +15,7 @@ def create_app(
     settings: Settings | None = None, *, domains: Registry | None = None, **config: Any
 ) -> ErpFlask:
     """The app, serving what `domains` registered (default: those of `erp.domains`)."""
-    from erp import docs_assets, health, ratelimit
+    from erp import docs_assets, health, openapi, ratelimit
     from erp.errors import register_error_handlers
     from erp.extensions import Api, db, queue
     from erp.http import install_request_hooks
@@ -43,7 +43,10 @@ def create_app(
     app.config.update(config)
     db.init_app(app, settings)
     queue.init_app(app, settings.redis_url, settings.queue_prefix)
-    api = Api(app)
+    # The document completes itself (erp/openapi.py): security, scopes, idempotency,
+    # problem responses, and fields that say more than their type.
+    api = Api(app, spec_kwargs=openapi.install(app))
+    openapi.finish(api)
     app.extensions["erp_api"] = api
     register_error_handlers(app)
     install_request_hooks(app)

@@ -26,19 +26,6 @@ class Api(_SmorestApi):  # type: ignore[misc]
     def _register_error_handlers(self) -> None:
         """Errors are handled by erp.errors.register_error_handlers."""
 
-    def _init_spec(self, **kwargs: Any) -> None:
-        # The document completes itself (erp/openapi.py): security, scopes, idempotency,
-        # problem responses, and fields that say more than their type.
-        from erp.openapi import ErpDocs, field_json_schema
-
-        kwargs["extra_plugins"] = [*(kwargs.get("extra_plugins") or ()), ErpDocs(self._app)]
-        super()._init_spec(**kwargs)
-        self.ma_plugin.converter.add_attribute_function(field_json_schema)
-        # flask-smorest's error body and page-number pagination are not this API's shapes
-        # (one `Problem` schema; cursor lists): keep them out of the document.
-        for unused in ("Error", "PaginationMetadata"):
-            self.spec.components.schemas.pop(unused, None)
-
 
 class _Parser(FlaskParser):
     """webargs reading the body the edge already parsed and checked (erp/inputs.py)."""

@@ -221,3 +221,16 @@ def field_json_schema(self: Any, field: Any, ret: dict[str, Any]) -> dict[str, A
     """apispec attribute function: a field's own `json_schema(ret)`, when it has one."""
     own = getattr(field, "json_schema", None)
     return dict(own(ret)) if callable(own) else {}
+
+
+def install(app: Flask) -> dict[str, Any]:
+    """`Api(app, spec_kwargs=install(app))`, then `finish(api)`, before any blueprint."""
+    return {"extra_plugins": [ErpDocs(app)]}
+
+
+def finish(api: Any) -> None:
+    api.ma_plugin.converter.add_attribute_function(field_json_schema)
+    # flask-smorest's error body and page-number pagination are not this API's shapes
+    # (one `Problem` schema; cursor lists): keep them out of the document.
+    for unused in ("Error", "PaginationMetadata"):
+        api.spec.components.schemas.pop(unused, None)
