@@ -17,18 +17,6 @@ from erp.http import ErpFlask
 
 METHODS = ("get", "put", "post", "patch", "delete")
 
-#: POSTs that change state but are not yet wrapped by @idempotent. Issue 14 §2 puts
-#: every one under erp/idempotency.py; this list may only shrink.
-NOT_YET_IDEMPOTENT = {
-    "/ops/v1/tenants/{tenant_id}/suspend",
-    "/ops/v1/tenants/{tenant_id}/reactivate",
-    "/ops/v1/tenants/{tenant_id}/restore",
-    "/api/v1/ledger/transactions/{tx_id}/post",
-    "/api/v1/ledger/transactions/{tx_id}/void",
-    "/api/v1/ledger/periods/{period}/close",
-}
-
-
 @pytest.fixture(scope="module")
 def spec(app: ErpFlask) -> dict[str, Any]:
     r = app.test_client().get("/api/v1/openapi.json")
@@ -96,7 +84,7 @@ def test_idempotency_key_is_documented_on_state_changing_posts(spec: dict[str, A
             missing.add(path)
         if method != "post":
             assert not has, (method, path)
-    assert missing <= NOT_YET_IDEMPOTENT, missing - NOT_YET_IDEMPOTENT
+    assert not missing, f"POSTs without @idempotent: {sorted(missing)}"
     assert {"/api/v1/ledger/transactions", "/ops/v1/tenants", "/api/v1/api-keys"} <= documented
     header = spec["components"]["parameters"]["IdempotencyKey"]
     assert (header["in"], header["name"]) == ("header", "Idempotency-Key")
