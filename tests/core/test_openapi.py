@@ -17,6 +17,7 @@ from erp.http import ErpFlask
 
 METHODS = ("get", "put", "post", "patch", "delete")
 
+
 @pytest.fixture(scope="module")
 def spec(app: ErpFlask) -> dict[str, Any]:
     r = app.test_client().get("/api/v1/openapi.json")
