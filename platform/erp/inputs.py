@@ -23,7 +23,7 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from flask import g, request
+from flask import request
 
 from erp.errors import Problem
 
@@ -40,6 +40,7 @@ _NUL = "Contains a NUL character."
 _SURROGATE = "Contains an unpaired UTF-16 surrogate."
 _NESTED = f"Is nested deeper than {MAX_DEPTH} levels."
 _UNSET = object()
+_ENVIRON_KEY = "erp.json_body"
 
 
 class _BadNumber:
@@ -196,11 +197,14 @@ def path_errors(path_info: str, view_args: dict[str, Any]) -> dict[str, list[str
 
 
 def json_body() -> Any:
-    """The request's JSON body, parsed and checked once per request."""
-    cached = g.get("_erp_json", _UNSET)
+    """The request's JSON body, parsed and checked once per request.
+
+    Kept in the WSGI environ, which belongs to this request alone (`g` belongs to the
+    app context, which several requests share when a caller holds one open)."""
+    wsgi = request.environ
+    cached = wsgi.get(_ENVIRON_KEY, _UNSET)
     if cached is _UNSET:
-        cached = parse_json(request.get_data(cache=True))
-        g._erp_json = cached
+        cached = wsgi[_ENVIRON_KEY] = parse_json(request.get_data(cache=True))
     return cached
 
 
@@ -208,7 +212,8 @@ def check_request() -> None:
     """before_request: refuse bad path parameters, query parameters and JSON bodies."""
     if request.routing_exception is not None:
         return  # 404/405 follows; there is no field to name
-    errors = path_errors(request.environ.get("PATH_INFO", ""), request.view_args or {})
+    wsgi = request.environ
+    errors = path_errors(wsgi.get("PATH_INFO", ""), request.view_args or {})
     errors.update(query_errors(request.query_string))
     if errors:
         raise _invalid(errors)

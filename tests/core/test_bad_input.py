@@ -248,3 +248,21 @@ def test_a_bad_idempotency_key_is_named_and_writes_nothing(
     body = {"name": "k", "scopes": ["ledger:read"]}
     r = client.post(KEYS, json=body, headers={**unchanged.headers, "Idempotency-Key": key})
     _field(r, "Idempotency-Key")
+
+
+def test_each_request_reads_its_own_body_under_one_app_context(
+    app: ErpFlask, shared: TenantHandle
+) -> None:
+    """Requests made while a caller holds an app context share its `g`; the parsed body
+    must still be each request's own."""
+    client = app.test_client()
+    with app.app_context():
+        names = [
+            client.post(
+                KEYS, json={"name": name, "scopes": ["ledger:read"]}, headers=shared.headers
+            )
+            .get_json()
+            .get("name")
+            for name in ("first", "second")
+        ]
+    assert names == ["first", "second"]
