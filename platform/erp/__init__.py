@@ -15,7 +15,7 @@ def create_app(
     settings: Settings | None = None, *, domains: Registry | None = None, **config: Any
 ) -> ErpFlask:
     """The app, serving what `domains` registered (default: those of `erp.domains`)."""
-    from erp import docs_assets, health, openapi, ratelimit
+    from erp import docs_assets, health, inputs, openapi, ratelimit
     from erp.errors import register_error_handlers
     from erp.extensions import Api, db, queue
     from erp.http import install_request_hooks
@@ -51,6 +51,9 @@ def create_app(
     register_error_handlers(app)
     install_request_hooks(app)
     ratelimit.init_app(app, settings)  # after the hooks: limits need the principal
+    # Input checks last (erp/inputs.py): an anonymous caller's body is never parsed,
+    # and a flood of bad input is counted against the caller's limits first.
+    app.before_request(inputs.check_request)
     app.register_blueprint(health.blp)
     app.register_blueprint(docs_assets.blp)
     domains = domains or default_registry()

@@ -125,12 +125,8 @@ def _teardown(_exc: BaseException | None) -> None:
 
 
 def install_request_hooks(app: Flask) -> None:
-    from erp.inputs import check_request
-
     app.before_request(_start)
     app.before_request(_check_body)
     app.before_request(_authenticate)
-    # After authentication: an anonymous caller's body is never even parsed.
-    app.before_request(check_request)
     app.after_request(_finish)
     app.teardown_request(_teardown)

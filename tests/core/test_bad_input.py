@@ -8,15 +8,18 @@ numbers too long to parse or out of range.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from erp.config import RateLimits
 from erp.http import ErpFlask
 from erp.inputs import MAX_DEPTH
 from tests.conftest import TenantHandle, make_tenant
+from tests.core.conftest import AppFactory
 from tests.core.helpers import assert_problem, owner_sql
 from tests.ledger.checks import TX, counts
 
@@ -266,3 +269,16 @@ def test_each_request_reads_its_own_body_under_one_app_context(
             for name in ("first", "second")
         ]
     assert names == ["first", "second"]
+
+
+def test_bad_input_counts_against_the_callers_rate_limit(
+    make_app: AppFactory, unchanged: TenantHandle
+) -> None:
+    """The limiter runs before the input checks: a flood of junk is cut off unparsed."""
+    limits = RateLimits(key="2/minute", tenant=None, operator=None)
+    client = make_app(rate_limits=limits, queue_prefix=f"erp-test-in-{uuid.uuid4().hex[:8]}")
+    client = client.test_client()
+    junk = b'{"name": "a\\u0000", "scopes": ["ledger:read"]}'
+    for _ in range(2):
+        _field(_raw_post(client, KEYS, junk, unchanged), "name")
+    assert_problem(_raw_post(client, KEYS, junk, unchanged), 429, "rate-limited")
