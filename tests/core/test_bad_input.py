@@ -276,8 +276,8 @@ def test_bad_input_counts_against_the_callers_rate_limit(
 ) -> None:
     """The limiter runs before the input checks: a flood of junk is cut off unparsed."""
     limits = RateLimits(key="2/minute", tenant=None, operator=None)
-    client = make_app(rate_limits=limits, queue_prefix=f"erp-test-in-{uuid.uuid4().hex[:8]}")
-    client = client.test_client()
+    app = make_app(rate_limits=limits, queue_prefix=f"erp-test-in-{uuid.uuid4().hex[:8]}")
+    client = app.test_client()
     junk = b'{"name": "a\\u0000", "scopes": ["ledger:read"]}'
     for _ in range(2):
         _field(_raw_post(client, KEYS, junk, unchanged), "name")
