@@ -100,14 +100,16 @@ class _Reader:
             return None
         return value.strip()
 
-    def _parse(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+    def _parse(
+        self, name: str, default: T, parse: Callable[[str], T], *, names_itself: bool = False
+    ) -> T:
         raw = self.raw(name)
         if raw is None:
             return default
         try:
             return parse(raw)
         except ValueError as exc:
-            self.errors.append(f"{name}: {exc}")
+            self.errors.append(str(exc) if names_itself else f"{name}: {exc}")
             return default
 
     def text(self, name: str, default: str) -> str:
@@ -158,14 +160,7 @@ class _Reader:
 
     def parsed(self, name: str, default: T, parse: Callable[[str], T]) -> T:
         """A value `parse` reads; its ValueError already names the variable."""
-        raw = self.raw(name)
-        if raw is None:
-            return default
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            self.errors.append(str(exc))
-            return default
+        return self._parse(name, default, parse, names_itself=True)
 
     def url(self, name: str, default: T, schemes: tuple[str, ...]) -> str | T:
         """A URL of one of `schemes`; the value is never echoed (it may hold a password)."""

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from rq import Queue
 
 from erp import create_app
 from erp.config import Settings
@@ -31,3 +32,13 @@ def make_app(app: ErpFlask, settings: Settings) -> Iterator[AppFactory]:
         with extra.app_context():
             db.dispose()
             queue.redis.close()
+
+
+@pytest.fixture
+def default_queue(app: ErpFlask) -> Iterator[Queue]:
+    """This worker's default RQ queue, empty before and after the test."""
+    with app.app_context():
+        q = queue.queue("default")
+        q.empty()
+        yield q
+        q.empty()

@@ -4,7 +4,6 @@ tenant under RLS by a scheduled RQ job, operators' records too; fresh ones stay.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,21 +14,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from erp.db import sqlstate
-from erp.extensions import queue
 from erp.http import ErpFlask
 from tests.conftest import TenantHandle, make_tenant
 from tests.core.helpers import owner_sql
 
 DISCOVER = "SELECT * FROM app.tenants_with_expired_idempotency_records(:n)"
-
-
-@pytest.fixture
-def sweep_queue(app: ErpFlask) -> Iterator[Queue]:
-    with app.app_context():
-        q = queue.queue("default")
-        q.empty()
-        yield q
-        q.empty()
 
 
 def _keyed_post(client: Any, headers: dict[str, str], key: str, name: str) -> Any:
@@ -66,7 +55,7 @@ def test_the_sweep_deletes_expired_records_of_every_tenant_and_keeps_fresh_ones(
     ops_headers: dict[str, str],
     owner_engine: Engine,
     app_engine: Engine,
-    sweep_queue: Queue,
+    default_queue: Queue,
 ) -> None:
     a, b, fresh_only = (make_tenant(client, ops_headers) for _ in range(3))
     run = uuid.uuid4().hex[:8]
@@ -93,10 +82,10 @@ def test_the_sweep_deletes_expired_records_of_every_tenant_and_keeps_fresh_ones(
     assert {a.id, b.id} <= found
     assert fresh_only.id not in found  # its only record is fresh
 
-    job = sweep_queue.enqueue("erp.idempotency.purge_expired")
-    SimpleWorker([sweep_queue], connection=sweep_queue.connection, serializer=JSONSerializer).work(
-        burst=True
-    )
+    job = default_queue.enqueue("erp.idempotency.purge_expired")
+    SimpleWorker(
+        [default_queue], connection=default_queue.connection, serializer=JSONSerializer
+    ).work(burst=True)
     job.refresh()
     assert job.get_status() == JobStatus.FINISHED, job.latest_result()
     assert job.return_value() >= 3

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,15 +22,6 @@ from tests.conftest import TenantHandle
 from tests.core.conftest import AppFactory
 
 NOOP = "tests.core.jobs_fixture.noop"
-
-
-@pytest.fixture
-def default_queue(app: ErpFlask) -> Iterator[Queue]:
-    with app.app_context():
-        q = queue.queue("default")
-        q.empty()
-        yield q
-        q.empty()
 
 
 def _jobs(q: Queue) -> list[Job]:

@@ -37,21 +37,12 @@ def engine(settings: Settings) -> Iterator[Engine]:
     e.dispose()
 
 
-@pytest.fixture
-def q(app: ErpFlask) -> Iterator[Queue]:
-    with app.app_context():
-        default = queue.queue("default")
-        default.empty()
-        yield default
-        default.empty()
-
-
 def _scheduler(engine: Engine, clock: Clock) -> Scheduler:
     return Scheduler(engine, queue, [HOURLY, MINUTELY], clock=clock)
 
 
 def test_one_scheduler_leads_and_another_takes_over_when_it_steps_down(
-    app: ErpFlask, engine: Engine, q: Queue
+    app: ErpFlask, engine: Engine, default_queue: Queue
 ) -> None:
     clock = Clock()
     with app.app_context():
@@ -69,7 +60,9 @@ def test_one_scheduler_leads_and_another_takes_over_when_it_steps_down(
             second.step_down()
 
 
-def test_due_tasks_are_enqueued_once_per_interval(app: ErpFlask, engine: Engine, q: Queue) -> None:
+def test_due_tasks_are_enqueued_once_per_interval(
+    app: ErpFlask, engine: Engine, default_queue: Queue
+) -> None:
     clock = Clock()
     with app.app_context():
         leader = _scheduler(engine, clock)
@@ -83,12 +76,14 @@ def test_due_tasks_are_enqueued_once_per_interval(app: ErpFlask, engine: Engine,
             assert sorted(leader.tick()) == ["t.hourly", "t.minutely"]
         finally:
             leader.step_down()
-    jobs = q.get_jobs()
+    jobs = default_queue.get_jobs()
     assert len(jobs) == 5
     assert {j.func_name for j in jobs} == {"tests.core.jobs_fixture.noop"}
 
 
-def test_a_leader_whose_session_died_steps_down(app: ErpFlask, engine: Engine, q: Queue) -> None:
+def test_a_leader_whose_session_died_steps_down(
+    app: ErpFlask, engine: Engine, default_queue: Queue
+) -> None:
     clock = Clock()
     with app.app_context():
         leader, other = _scheduler(engine, clock), _scheduler(engine, clock)
