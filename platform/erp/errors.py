@@ -157,8 +157,9 @@ def problem_from_http(exc: HTTPException) -> Problem:
 _SQLSTATE_PROBLEMS: dict[str, tuple[str, str]] = {
     "22003": ("validation", "A value or a sum would overflow a 64-bit integer."),
 }
-#: A domain's SQL may name the field at fault in the error's DETAIL as `field: message`.
-_FIELD_DETAIL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.+)$", re.S)
+#: A domain's SQL names the fields at fault in the error's DETAIL, one `field: message`
+#: per line (several lines: several messages, for one field or more).
+_FIELD_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.+)$")
 
 
 def _domain_problem(exc: DBAPIError, state: str) -> Problem | None:
@@ -169,13 +170,25 @@ def _domain_problem(exc: DBAPIError, state: str) -> Problem | None:
         return None
     diag = getattr(exc.orig, "diag", None)
     raised = getattr(diag, "message_detail", None) or ""
-    match = _FIELD_DETAIL.match(raised)
-    if match:
-        field, message = match.groups()
-        return Problem(known.slug, f"{field}: {message}", errors={field: [message]})
+    lines = raised.splitlines()
+    named = [m for line in lines if (m := _FIELD_LINE.match(line))]
+    if named and len(named) == len(lines):
+        errors: dict[str, list[str]] = {}
+        for match in named:
+            errors.setdefault(match[1], []).append(match[2])
+        # The SQL that names fields writes its MESSAGE for the client: it is the detail.
+        detail = getattr(diag, "message_primary", None) or raised
+        return Problem(known.slug, detail, errors=errors)
     if known.field is not None:
         return Problem(known.slug, known.detail, errors={known.field: [known.detail]})
     return Problem(known.slug, known.detail)
+
+
+def refusal(exc: DBAPIError) -> Problem | None:
+    """The problem a domain registered for this error's SQLSTATE, else None: how a
+    service turns its SQL function's refusal into the Problem its callers expect."""
+    state = sqlstate(exc)
+    return _domain_problem(exc, state) if state else None
 
 
 #: The core's fallbacks, for a SQLSTATE no domain maps more precisely: a constraint
@@ -199,10 +212,10 @@ _FALLBACK_PROBLEMS: dict[str, tuple[str, str, str | None]] = {
 
 
 def problem_from_db(exc: DBAPIError) -> Problem:
-    state = sqlstate(exc)
-    domain = _domain_problem(exc, state) if state else None
+    domain = refusal(exc)
     if domain is not None:
         return domain
+    state = sqlstate(exc)
     if state in _SQLSTATE_PROBLEMS:
         slug, detail = _SQLSTATE_PROBLEMS[state]
         return Problem(slug, detail)
