@@ -22,6 +22,11 @@ def register(r: Registry) -> None:
     )
     r.sqlstate("EL002", "period-closed", "The accounting period is closed.", field="effective_at")
     r.sqlstate("EL003", "conflict", "Ledger history is immutable; that change is not allowed.")
+    # Raised by ledger.post_transaction (policies/ledger_post.sql), always with a DETAIL
+    # naming the field(s): unknown, archived or other-currency accounts, debits past 64
+    # bits; a non_negative account that would go below zero.
+    r.sqlstate("EL004", "validation", "The entries failed validation.", field="entries")
+    r.sqlstate("EL005", "insufficient-funds", "Insufficient funds.", field="entries")
     r.events(POSTED_EVENT)
     r.cli(cli.group)
     r.demo(demo.seed)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from erp.errors import Problem
 from erp.ledger.commands import Balance, EntryView, TransactionView
-from erp.ledger.models import DEBIT_NORMAL, Account, Entry, Transaction
+from erp.ledger.models import Account, Entry, Transaction
 from erp.pagination import Page, paginate
 
 
@@ -196,21 +196,6 @@ def balance(s: Session, account_id: uuid.UUID, as_of: datetime | None = None) ->
     if account_id not in found:
         raise Problem("not-found")
     return found[account_id]
-
-
-def available_balance(s: Session, account_id: uuid.UUID, account_type: str) -> int:
-    """Normal-side balance over all dates, less pending outflows (for guards)."""
-    row = s.execute(
-        text(
-            "SELECT coalesce(sum(posted), 0) AS posted, coalesce(sum(pending_dr), 0) AS dr, "
-            "coalesce(sum(pending_cr), 0) AS cr FROM ledger.balance_deltas "
-            "WHERE account_id = :a"
-        ),
-        {"a": account_id},
-    ).one()
-    if account_type in DEBIT_NORMAL:
-        return int(row.posted + row.cr)
-    return int(-row.posted - row.dr)
 
 
 def account_entries_query(account_id: uuid.UUID) -> Select[Any]:

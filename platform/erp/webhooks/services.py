@@ -11,16 +11,6 @@ from sqlalchemy.orm import Session
 from erp.registry import registry
 from erp.webhooks.models import OutboxEvent
 
-#: The same insert as `emit`, as a data-modifying CTE body for hot paths that write
-#: their rows and their event in one statement. Bind :event_id, :event_type and
-#: :event_payload (JSON text); `{source}` is a CTE of the statement whose rows, if
-#: any, each emit the event, and `{patch}` an SQL jsonb expression merged into it.
-OUTBOX_CTE = """
-    INSERT INTO webhooks.outbox_events (id, event_type, payload)
-    SELECT :event_id, :event_type, CAST(:event_payload AS jsonb) || {patch} FROM {source}
-    RETURNING 1
-"""
-
 
 def check_event_type(event_type: str) -> None:
     """Only types a domain registered (API.md, Outbound events); another is a bug."""
