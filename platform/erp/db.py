@@ -23,6 +23,7 @@ from flask import Flask, current_app, g, has_app_context
 from psycopg import errors as psycopg_errors
 from psycopg import generators as psycopg_generators
 from psycopg import pq
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -212,6 +213,34 @@ def call_one(session: Session, statement: str, params: Mapping[str, Any]) -> Any
     if row is None:
         raise RuntimeError("the statement returned no row")
     return row
+
+
+def autocommit_row(engine: Engine, statement: str, params: Mapping[str, Any]) -> Any:
+    """The first row of `statement` (psycopg placeholders) or None, run outside any
+    transaction on a pooled connection, past SQLAlchemy's per-statement work: for the
+    lookups that run before a tenant is known (the API-key definer), once per request.
+    No BEGIN, no tenant pin: one round trip. Errors are raised as SQLAlchemy's
+    DBAPIError subclasses, as any statement's are.
+    """
+    try:
+        pooled = engine.raw_connection()
+    except psycopg.Error as exc:  # the pool hands the driver's own error out as is
+        raise DBAPIError.instance(statement, params, exc, psycopg.Error) from exc
+    try:
+        dbapi = cast(psycopg.Connection[Any], pooled.driver_connection)
+        dbapi.autocommit = True
+        try:
+            with dbapi.cursor(row_factory=namedtuple_row) as cur:
+                return cur.execute(statement, params).fetchone()
+        except psycopg.Error as exc:
+            if dbapi.broken:
+                pooled.invalidate(exc)
+            raise DBAPIError.instance(statement, params, exc, psycopg.Error) from exc
+        finally:
+            if not dbapi.broken:
+                dbapi.autocommit = False
+    finally:
+        pooled.close()
 
 
 def sqlstate(exc: BaseException) -> str | None:

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from erp import credentials
+from erp.db import autocommit_row
 from erp.errors import Problem
 from erp.extensions import db
 from erp.principals import Principal, TenantRef
@@ -43,15 +44,14 @@ def authenticate_api_key(raw: str | None) -> Principal:
     return _resolve_api_key(cred)
 
 
-_LOOKUP = text("SELECT * FROM app.lookup_api_key(:public_id, :secret_hash)")
+_LOOKUP = "SELECT * FROM app.lookup_api_key(%(public_id)s, %(secret_hash)s)"
 
 
 def _lookup(cred: credentials.Credential) -> Any:
     """One statement, one round trip: autocommit, no tenant (the definer needs none)."""
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        return conn.execute(
-            _LOOKUP, {"public_id": cred.public_id, "secret_hash": cred.secret_hash}
-        ).first()
+    return autocommit_row(
+        db.engine, _LOOKUP, {"public_id": cred.public_id, "secret_hash": cred.secret_hash}
+    )
 
 
 def _resolve_api_key(cred: credentials.Credential) -> Principal:
