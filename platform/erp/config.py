@@ -36,7 +36,7 @@ RATE_LIMIT_SCOPES = ("key", "tenant", "operator")
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Flask-Limiter limit strings per scope (e.g. "600/minute"); None: that scope is off."""
+    """`limits` rate strings per scope (e.g. "600/minute"); None: that scope is off."""
 
     key: str | None = "1200/minute"
     tenant: str | None = "6000/minute"
