@@ -3,6 +3,8 @@ RateLimit-* and Retry-After; failing open to memory when Redis goes away."""
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ from redis import Redis
 
 from erp.config import RateLimits, Settings
 from erp.http import ErpFlask
+from erp.ratelimit import Limiter
 from tests.conftest import TenantHandle
 from tests.core.conftest import AppFactory
 from tests.core.own_redis import OwnRedis
@@ -182,6 +185,83 @@ def test_redis_stopped_fails_open_and_readyz_says_degraded(
     assert body["status"] == "degraded"
     assert body["checks"]["postgres"] == "ok"
     assert body["checks"]["redis"].startswith("error")
+
+
+def test_back_to_redis_after_the_backoff_with_the_same_counter_names(
+    make_app: AppFactory, own_redis: OwnRedis, tenant: TenantHandle
+) -> None:
+    url = own_redis.start(unix=True)
+    app = limited(make_app, url, key="5/minute")
+    limiter: Limiter = app.extensions["erp_limiter"]
+    client = app.test_client()
+    # The name Flask-Limiter gave this counter (limits' key_for under its Redis
+    # storage's prefix): a deploy neither resets nor doubles the windows.
+    prefix = app.config["ERP_SETTINGS"].queue_prefix
+    counter = f"LIMITS:LIMITER/{prefix}/{tenant.key_id}/key/5/1/minute"
+    assert client.get(ME, headers=tenant.headers).headers["RateLimit-Remaining"] == "4"
+
+    own_redis.stop()
+    assert client.get(ME, headers=tenant.headers).headers["RateLimit-Remaining"] == "4"
+    assert limiter.failures == 1
+    assert 0 < limiter.redis_down_until - time.monotonic() <= 1
+    own_redis.start(unix=True)  # back, empty, on the same socket
+    # Within the backoff the process keeps counting in memory, without trying Redis.
+    assert client.get(ME, headers=tenant.headers).headers["RateLimit-Remaining"] == "3"
+    with Redis.from_url(url) as direct:
+        assert direct.get(counter) is None
+        time.sleep(max(0.0, limiter.redis_down_until - time.monotonic()) + 0.05)
+        assert client.get(ME, headers=tenant.headers).headers["RateLimit-Remaining"] == "4"
+        assert direct.get(counter) == b"1"
+        assert limiter.failures == 0
+
+
+def test_the_backoff_doubles_up_to_32_seconds(make_app: AppFactory, tenant: TenantHandle) -> None:
+    app = limited(make_app, "redis://127.0.0.1:1/0", key="100/minute")
+    limiter: Limiter = app.extensions["erp_limiter"]
+    client = app.test_client()
+    waits = []
+    for _ in range(8):
+        limiter.redis_down_until = 0.0  # as if the last backoff were over
+        assert client.get(ME, headers=tenant.headers).status_code == 200
+        waits.append(limiter.redis_down_until - time.monotonic())
+    assert [round(w) for w in waits] == [1, 2, 4, 8, 16, 32, 32, 32]
+
+
+def test_a_redis_that_does_not_answer_costs_one_timeout(
+    make_app: AppFactory, tenant: TenantHandle
+) -> None:
+    """A Redis that accepts connections but never replies (hung, or a black hole)
+    holds one request for one 0.5 s timeout, not a series of retries."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes connections; nothing ever reads them
+        port = silent.getsockname()[1]
+        client = limited(make_app, f"redis://127.0.0.1:{port}/0", key="3/minute").test_client()
+        started = time.monotonic()
+        r = client.get(ME, headers=tenant.headers)
+        assert r.status_code == 200
+        assert 0.4 < time.monotonic() - started < 1.5
+        assert r.headers["RateLimit-Remaining"] == "2"
+        started = time.monotonic()
+        for remaining in (1, 0):  # in memory now: nothing waits for Redis
+            assert client.get(ME, headers=tenant.headers).headers["RateLimit-Remaining"] == str(
+                remaining
+            )
+        assert time.monotonic() - started < 0.4
+        assert_rate_limited(client.get(ME, headers=tenant.headers), 3, "this API key")
+
+
+def test_retry_after_outlasts_every_limit_the_request_went_over(
+    make_app: AppFactory, tenant: TenantHandle
+) -> None:
+    client = limited(make_app, key="1/second,1/minute").test_client()
+    assert client.get(ME, headers=tenant.headers).status_code == 200
+    r = client.get(ME, headers=tenant.headers)
+    # Over the minute's limit (and the second's, if still in the same second):
+    # retrying after the second's window would only be refused again.
+    assert_rate_limited(r, 1, "this API key")
+    assert int(r.headers["Retry-After"]) > 30
+    assert "1 per 1 minute" in r.get_json()["detail"]
 
 
 def test_one_redis_call_per_request(
