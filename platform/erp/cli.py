@@ -69,7 +69,13 @@ def main() -> None:
     show_default="$WEB_CONCURRENCY or 2",
 )
 @click.option("--threads", default=4, type=int)
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+@click.option(
+    "--worker-class",
+    type=click.Choice(["sync", "gthread"]),
+    default=None,
+    help="gunicorn's worker model (default: gthread with more than one thread, else sync).",
+)
+def serve(host: str, port: int, workers: int, threads: int, worker_class: str | None) -> None:
     """Run the API under gunicorn.
 
     Refused without SECRET_KEY (each worker would sign cursors with its own key)
@@ -85,7 +91,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         raise click.ClickException(str(exc)) from exc
     finally:
         engine.dispose()
-    run_gunicorn(host, port, workers, threads)
+    run_gunicorn(host, port, workers, threads, worker_class)
 
 
 @main.command()
