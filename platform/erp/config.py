@@ -207,6 +207,12 @@ class Settings:
     log_json: bool = True
     queue_prefix: str = "erp"
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    #: Benchmarks only (bench/scenarios/rls_request.py): the runtime login is a BYPASSRLS
+    #: role and tenant queries filter by the tenant themselves, the ceiling RLS is
+    #: measured against. No environment variable sets it: only code that builds
+    #: Settings can, and only bench/ does; `erp serve` and `erp worker` refuse such a
+    #: login whatever the environment says.
+    bench_rls_ceiling: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -324,11 +324,56 @@ class _Binding:
     """One engine, its session factory, and the process that opened them."""
 
     def __init__(self, settings: Settings, **engine_overrides: Any) -> None:
-        self.engine = make_engine(settings, **engine_overrides)
+        ceiling = settings.bench_rls_ceiling
+        self.engine = make_engine(settings, check_privileges=not ceiling, **engine_overrides)
         self.factory = sessionmaker(
-            bind=self.engine, class_=TenantSession, expire_on_commit=False, autoflush=True
+            bind=self.engine,
+            class_=TenantSession,
+            expire_on_commit=False,
+            autoflush=True,
+            info={EXPLICIT_TENANT: True} if ceiling else {},
         )
+        if ceiling:
+            _bench_rls_ceiling(self.engine, self.factory)
         self.pid = os.getpid()
+
+
+#: In a session's info: tenant queries must filter by `current_tenant` themselves.
+EXPLICIT_TENANT = "erp_explicit_tenant"
+
+
+def explicit_tenant(session: Session) -> UUID | None:
+    """The tenant a hand-written query must filter by, or None (always, except in the
+    bench's RLS ceiling): RLS filters every query by the pinned tenant."""
+    return current_tenant.get() if session.info.get(EXPLICIT_TENANT) else None
+
+
+def _bench_rls_ceiling(engine: Engine, factory: sessionmaker[TenantSession]) -> None:
+    """Settings.bench_rls_ceiling: accept only a BYPASSRLS login that is no superuser,
+    and add `tenant_id = <current tenant>` to every ORM read of a tenant table (raw
+    SQL asks `explicit_tenant`), so that a request reads what RLS would let it."""
+    from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
+
+    from erp.model_base import TenantScoped
+
+    @event.listens_for(engine, "first_connect")
+    def _bypassrls_only(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            superuser, bypass = cur.fetchone()
+        dbapi_conn.rollback()
+        if superuser or not bypass:
+            raise PrivilegedLoginError("the RLS ceiling needs a BYPASSRLS login, no superuser")
+
+    @event.listens_for(factory, "do_orm_execute")
+    def _filter_by_tenant(state: ORMExecuteState) -> None:
+        tenant = current_tenant.get()
+        if state.is_select and tenant is not None:
+            state.statement = state.statement.options(
+                with_loader_criteria(
+                    TenantScoped, lambda cls: cls.tenant_id == tenant, include_aliases=True
+                )
+            )
 
 
 class Database:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, TextClause, or_, select, text
 from sqlalchemy.orm import Session
 
+from erp.db import explicit_tenant
 from erp.errors import Problem
 from erp.ledger.commands import Balance, EntryView, TransactionView
 from erp.ledger.models import Account, Entry, Transaction
@@ -124,23 +125,23 @@ def transactions_query(
     return stmt
 
 
-_BALANCES = text("""
+_BALANCES_SQL = """
     WITH d AS (
         SELECT account_id, sum(posted) AS posted, sum(pending_dr + pending_cr) AS pending
           FROM ledger.balance_deltas
-         WHERE account_id = ANY(:ids) AND day <= :through_day
+         WHERE {deltas}account_id = ANY(:ids) AND day <= :through_day
          GROUP BY account_id
     ), w AS (  -- every entry in the window, whatever its status: an index-only scan
         SELECT account_id, sum(amount) AS total
           FROM ledger.entries
-         WHERE account_id = ANY(:ids) AND effective_at > :lo AND effective_at < :hi
+         WHERE {entries}account_id = ANY(:ids) AND effective_at > :lo AND effective_at < :hi
          GROUP BY account_id
     ), x AS (  -- the window's entries of pending and voided transactions: few
         SELECT e.account_id, sum(e.amount) FILTER (WHERE t.status = 'pending') AS pending,
                sum(e.amount) AS unposted
           FROM ledger.transactions t
           JOIN ledger.entries e ON e.tenant_id = t.tenant_id AND e.transaction_id = t.id
-         WHERE t.status <> 'posted' AND t.effective_at > :lo AND t.effective_at < :hi
+         WHERE {transactions}t.status <> 'posted' AND t.effective_at > :lo AND t.effective_at < :hi
            AND e.account_id = ANY(:ids)
          GROUP BY e.account_id
     )
@@ -152,8 +153,19 @@ _BALANCES = text("""
       LEFT JOIN d ON d.account_id = a.id
       LEFT JOIN w ON w.account_id = a.id
       LEFT JOIN x ON x.account_id = a.id
-     WHERE a.id = ANY(:ids)
-""")
+     WHERE {accounts}a.id = ANY(:ids)
+"""
+_BALANCES = text(_BALANCES_SQL.format(deltas="", entries="", transactions="", accounts=""))
+#: The same, filtered by tenant by hand: only for the bench's RLS ceiling, a BYPASSRLS
+#: login (erp.db.explicit_tenant); everywhere else RLS adds the tenant to every table.
+_BALANCES_BY_TENANT = text(
+    _BALANCES_SQL.format(
+        deltas="tenant_id = :tenant AND ",
+        entries="tenant_id = :tenant AND ",
+        transactions="t.tenant_id = :tenant AND ",
+        accounts="a.tenant_id = :tenant AND ",
+    )
+)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -174,10 +186,14 @@ def _window(as_of: datetime) -> dict[str, Any]:
 
 
 def balances_statement(
-    account_ids: list[uuid.UUID], as_of: datetime
+    account_ids: list[uuid.UUID], as_of: datetime, tenant: uuid.UUID | None = None
 ) -> tuple[TextClause, dict[str, Any]]:
-    """The balance query and its parameters (for `balances`, and for EXPLAIN in bench/)."""
-    return _BALANCES, {"ids": list(account_ids), **_window(as_of)}
+    """The balance query and its parameters (for `balances`, and for EXPLAIN in bench/);
+    with `tenant`, the variant that filters by it (see `_BALANCES_BY_TENANT`)."""
+    params = {"ids": list(account_ids), **_window(as_of)}
+    if tenant is None:
+        return _BALANCES, params
+    return _BALANCES_BY_TENANT, {**params, "tenant": tenant}
 
 
 def balances(
@@ -185,7 +201,7 @@ def balances(
 ) -> dict[uuid.UUID, Balance]:
     """Posted and pending balances as of `as_of` (inclusive on effective_at; default now)."""
     when = as_of or datetime.now(UTC)
-    rows = s.execute(*balances_statement(account_ids, when))
+    rows = s.execute(*balances_statement(account_ids, when, explicit_tenant(s)))
     return {
         r.id: Balance(r.id, when, int(r.posted), int(r.pending), r.currency.strip()) for r in rows
     }
