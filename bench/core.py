@@ -21,6 +21,8 @@ class Scenario:
     #: Parameters of the full run; `quick` overrides some of them for `--quick`.
     defaults: Mapping[str, Any]
     quick: Mapping[str, Any] = field(default_factory=dict)
+    #: External programs it cannot run without (e.g. "wrk"): checked before a run starts.
+    needs: tuple[str, ...] = ()
 
     def parameters(self, quick: bool, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         params = {**self.defaults, **(self.quick if quick else {}), **(overrides or {})}
@@ -52,6 +54,11 @@ class Ratio:
     target: float | None = None
     goal: float | None = None
     higher_is_worse: bool = True
+    #: The key of the issue's target this ratio answers (bench/targets.py), if any;
+    #: `figure` and `reference` are its two terms as printed in the closing table.
+    headline: str = ""
+    figure: str = ""
+    reference: str = ""
 
     def verdict(self) -> str:
         def ok(limit: float) -> bool:
@@ -71,6 +78,7 @@ class Ratio:
             "target": self.target,
             "goal": self.goal,
             "verdict": self.verdict(),
+            **({"figure": self.figure, "reference": self.reference} if self.headline else {}),
         }
 
 
@@ -93,3 +101,5 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Lines printed under the table (e.g. the key line of a plan).
     notes: list[str] = field(default_factory=list)
+    #: Lines printed again after the closing table of targets (e.g. a CPU profile).
+    summary: list[str] = field(default_factory=list)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -18,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import facts
-from bench.core import Context, Result, Scenario
-from bench.scenarios import SCENARIOS, load
+from bench import facts, targets, wrk
+from bench.core import Context, Ratio, Result, Scenario
+from bench.scenarios import EXTRA, SCENARIOS, load
 from bench.servers import Servers, durability, durable, redact
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,11 +40,15 @@ def run(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> int:
     """Run `names` (all when empty); `overrides[name]` replaces some of a scenario's parameters."""
-    unknown = [n for n in names if n not in SCENARIOS]
+    unknown = [n for n in names if n not in SCENARIOS + EXTRA]
     if unknown:
-        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+        known = ", ".join(SCENARIOS + EXTRA)
+        print(f"unknown scenario(s): {', '.join(unknown)}; known: {known}")
         return 2
     scenarios = [load(n) for n in (names or SCENARIOS)]
+    if missing := _missing_tools(scenarios):
+        print(_banner(missing))
+        return 1
     out_dir = results_dir or RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     owned = servers is None
@@ -59,21 +64,32 @@ def run(
         print(f"server {server}: PostgreSQL {versions['postgresql']}, {settings}")
         tables: list[str] = []
         failed: list[str] = []
+        headlines: dict[str, Ratio] = {}
+        summaries: list[str] = []
         context = {"server": server, "versions": versions, "durability": settings}
         for scenario in scenarios:
             scenario_overrides = (overrides or {}).get(scenario.name)
-            doc, table = _run_one(scenario, servers, quick, scenario_overrides, context)
+            doc, table, result = _run_one(scenario, servers, quick, scenario_overrides, context)
             path = out_dir / f"{scenario.name}.json"
             path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
             print(table + f"\n  -> {path}\n", flush=True)
             tables.append(table)
             if not doc["ok"]:
                 failed.append(scenario.name)
+            if result is not None:
+                headlines.update({r.headline: r for r in result.ratios if r.headline})
+                summaries += result.summary
         print(
             "\n" + "=" * 100 + "\nAll figures (absolute numbers on shared machines move ±30%; "
             "read the ratios)\n"
         )
         print("\n\n".join(tables))
+        items = targets.rows(headlines, quick)
+        targets.write(out_dir / "targets.json", items, {**context, "quick": quick})
+        print(f"\n{'=' * 100}\nIssue 15 targets, this run ({out_dir / 'targets.json'}):\n")
+        print(targets.table(items))
+        if summaries:
+            print("\n" + "\n".join(summaries))
         if failed:
             print(_banner(f"failed: {', '.join(failed)}"))
         return 1 if failed else 0
@@ -88,7 +104,7 @@ def _run_one(
     quick: bool,
     overrides: Mapping[str, Any] | None,
     context: Mapping[str, Any],
-) -> tuple[dict[str, Any], str]:
+) -> tuple[dict[str, Any], str, Result | None]:
     params = scenario.parameters(quick, overrides)
     ctx = Context(scenario.name, params, quick, servers)
     started = datetime.now(UTC)
@@ -109,11 +125,24 @@ def _run_one(
         error = traceback.format_exc()
         print(error, flush=True)
         doc.update(ok=False, error=error, duration_s=round(time.perf_counter() - t0, 2))
-        return doc, f"== {scenario.name}: FAILED (see the traceback above)"
+        return doc, f"== {scenario.name}: FAILED (see the traceback above)", None
     doc["duration_s"] = round(time.perf_counter() - t0, 2)
     doc["machine"]["loadavg_after"] = facts.machine()["loadavg"]
     doc.update(_figures(result))
-    return doc, format_table(scenario, result, doc["duration_s"])
+    return doc, format_table(scenario, result, doc["duration_s"]), result
+
+
+def _missing_tools(scenarios: Sequence[Scenario]) -> str:
+    """Checked before anything runs, so a long run does not fail half-way through."""
+    needed = {
+        tool: [s.name for s in scenarios if tool in s.needs] for s in scenarios for tool in s.needs
+    }
+    missing = [t for t in needed if shutil.which(t) is None]
+    return "; ".join(
+        (wrk.INSTALL_HINT if t == "wrk" else f"{t} is not installed")
+        + f" (needed by {', '.join(needed[t])})"
+        for t in missing
+    )
 
 
 def _figures(result: Result) -> dict[str, Any]:

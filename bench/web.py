@@ -39,6 +39,16 @@ def free_port() -> int:
 class Server:
     port: int
     log: Path
+    #: The gunicorn master (`erp serve` runs gunicorn in its own process).
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOCALHOST}:{self.port}"
+
+    def workers(self) -> list[int]:
+        """The worker processes' pids (children of the master), oldest first."""
+        return children(self.pid)
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -49,19 +59,29 @@ class Server:
 
 @contextmanager
 def gunicorn(
-    env: Mapping[str, str], workers: int = 2, threads: int | None = None, ready_s: float = 60
+    env: Mapping[str, str],
+    workers: int = 2,
+    threads: int | None = None,
+    ready_s: float = 60,
+    *,
+    worker_class: str | None = None,
+    module: str = "erp.cli",
 ) -> Iterator[Server]:
     """`erp serve` on a free port of 127.0.0.1, ready (GET /readyz is 200) when yielded.
 
     `env` is added to this process's environment (DATABASE_URL, REDIS_URL,
     SECRET_KEY...); MIGRATION_DATABASE_URL is removed: the API never needs it.
-    `threads` None keeps `erp serve`'s default. The server's log goes to a file.
+    `threads` and `worker_class` None keep `erp serve`'s defaults. The server's log
+    goes to a file. `module` is run as `python -m <module> serve ...` (the RLS
+    ceiling's bench-only server takes `erp serve`'s options).
     """
     port = free_port()
-    args = [sys.executable, "-m", "erp.cli", "serve", "--host", LOCALHOST, "--port", str(port)]
+    args = [sys.executable, "-m", module, "serve", "--host", LOCALHOST, "--port", str(port)]
     args += ["--workers", str(workers)]
     if threads is not None:
         args += ["--threads", str(threads)]
+    if worker_class is not None:
+        args += ["--worker-class", worker_class]
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     child_env.pop("MIGRATION_DATABASE_URL", None)
     with tempfile.TemporaryDirectory(prefix="erp-bench-") as tmp:
@@ -70,21 +90,24 @@ def gunicorn(
             proc = subprocess.Popen(
                 args, env=child_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
             )
-        server = Server(port, log)
+        server = Server(port, log, proc.pid)
         try:
-            _wait_ready(server, proc, ready_s)
+            _wait_ready(server, proc, ready_s, workers)
             yield server
         finally:
             _stop(proc)
 
 
-def _wait_ready(server: Server, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+def _wait_ready(
+    server: Server, proc: subprocess.Popen[bytes], timeout_s: float, workers: int
+) -> None:
+    """Ready: /readyz answers 200 and every worker has started."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited ({proc.returncode}):\n{server.tail()}")
         status, _ = get(server.port, "/readyz")
-        if status == 200:
+        if status == 200 and len(server.workers()) >= workers:
             return
         time.sleep(0.2)
     raise RuntimeError(f"gunicorn was not ready within {timeout_s:.0f} s:\n{server.tail()}")
@@ -99,6 +122,32 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def children(pid: int) -> list[int]:
+    """Child processes of `pid`, oldest first (from /proc: Linux only)."""
+    found: list[tuple[int, int]] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the command name (field 2) may hold spaces: split after its closing ")"
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process exited meanwhile
+        if int(fields[1]) == pid:  # ppid
+            found.append((int(fields[19]), int(stat.parent.name)))  # start time, pid
+    return [p for _, p in sorted(found)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of process `pid`, all its threads: the sum of each thread's on-CPU
+    nanoseconds (/proc/<pid>/task/*/schedstat), finer than utime+stime's clock ticks."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that exited meanwhile
+    return total / 1e9
 
 
 def get(port: int, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
