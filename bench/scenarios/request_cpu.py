@@ -1,0 +1,159 @@
+"""request_cpu: the API process's CPU per request, one process, one thread, no contention.
+
+`erp serve` with one worker of one thread (gthread: keep-alive, as the
+production worker model), LOG_LEVEL=INFO as in production, on a scratch
+database with the posting scenarios' tenant and accounts. wrk sends requests
+one after another on one connection (-t1 -c1): `GET /healthz` (no database, no
+authentication: the floor of any request), `GET /api/v1/me` (API-key lookup and
+the tenant transaction) and `POST /api/v1/ledger/transactions` (a two-leg
+posting, no Idempotency-Key), in rotating rounds. The worker's CPU time is read
+from /proc/<pid>/task/*/schedstat (every thread's on-CPU nanoseconds) before and
+after each round; CPU per request = its increase / the requests wrk completed.
+
+CPU, not latency: the ratios do not depend on how fast the machine is, how busy
+PostgreSQL is or what the load generator costs (PostgreSQL's own CPU is not in
+them; the posting scenarios measure that side).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from bench import wrk
+from bench.apps import server_env
+from bench.core import Check, Context, Ratio, Result, Scenario
+from bench.scenarios.ledger_data import posting_checks
+from bench.scenarios.ledger_post_api import API, posting_script
+from bench.scenarios.ledger_workers import posting_database
+from bench.web import cpu_seconds, gunicorn
+
+POSTING_TARGET = 3.0
+ME_TARGET = 2.0
+
+
+@dataclass
+class CpuSeries:
+    series: wrk.WrkSeries = field(default_factory=wrk.WrkSeries)
+    cpu_s: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return self.series.requests
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_s / self.requests * 1000 if self.requests else float("nan")
+
+
+def run(ctx: Context) -> Result:
+    p = ctx.params
+    with posting_database(ctx, "cpu", key_scopes=["ledger:read", "ledger:write"]) as setup:
+        auth = {"Authorization": f"Bearer {setup.api_key}"}
+        scripts = {
+            "healthz": ("/healthz", wrk.static_script("GET", {})),
+            "me": ("/api/v1/me", wrk.static_script("GET", auth)),
+            "posting": ("/api/v1/ledger/transactions", posting_script(p, setup.api_key)),
+        }
+        env = setup.settings.replace(log_level=p["log_level"])
+        with gunicorn(server_env(env), workers=1, threads=1, worker_class="gthread") as server:
+            (worker,) = server.workers()
+
+            def one(name: str, seconds: float) -> tuple[wrk.WrkResult, float]:
+                path, script = scripts[name]
+                before = cpu_seconds(worker)
+                got = wrk.run(
+                    server.url + path, script, connections=1, threads=1, duration_s=seconds
+                )
+                time.sleep(0.05)  # the request in flight when wrk stopped ends in its own round
+                return got, cpu_seconds(worker) - before
+
+            warm = {name: one(name, p["warmup_s"])[0] for name in scripts}
+            results = {name: CpuSeries() for name in scripts}
+            names = list(scripts)
+            for r in range(p["rounds"]):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    got, cpu = one(name, p["seconds"] / p["rounds"])
+                    results[name].series.add(got)
+                    results[name].cpu_s += cpu
+                    each = cpu / got.requests * 1000 if got.requests else float("nan")
+                    ctx.log(f"{name}: {got.requests} requests, {each:.3f} ms CPU each")
+            log_tail = server.tail(5)
+        posted = warm["posting"].requests + results["posting"].requests
+        # one connection: at most one posting in flight per wrk run of the posting script
+        checks = posting_checks(setup.db, {API: posted}, {API: 1 + p["rounds"]})
+    hz, me, post = results["healthz"], results["me"], results["posting"]
+    rows = [
+        post.series.row(f"POST /api/v1/ledger/transactions: {post.cpu_ms:.3f} ms CPU"),
+        me.series.row(f"GET /api/v1/me: {me.cpu_ms:.3f} ms CPU"),
+        hz.series.row(f"GET /healthz: {hz.cpu_ms:.3f} ms CPU", ceiling=True, role="floor"),
+    ]
+    errors = {k: v.series.errors for k, v in results.items()}
+    definition = (
+        "the API worker's CPU time per request (one worker, one thread, requests one at a "
+        "time, LOG_LEVEL=INFO) / the same for GET /healthz"
+    )
+    return Result(
+        rows,
+        [
+            Ratio(
+                "posting cpu/healthz cpu",
+                post.cpu_ms / hz.cpu_ms,
+                definition,
+                target=POSTING_TARGET,
+                headline="posting cpu",
+                figure=f"{post.cpu_ms:.2f} ms CPU",
+                reference=f"{hz.cpu_ms:.2f} ms CPU /healthz",
+            ),
+            Ratio(
+                "me cpu/healthz cpu",
+                me.cpu_ms / hz.cpu_ms,
+                definition,
+                target=ME_TARGET,
+                headline="me cpu",
+                figure=f"{me.cpu_ms:.2f} ms CPU",
+                reference=f"{hz.cpu_ms:.2f} ms CPU /healthz",
+            ),
+        ],
+        [
+            Check("no errors", not any(errors.values()), json.dumps(errors)),
+            *(Check(n, ok, d) for n, ok, d in checks),
+        ],
+        {
+            "cpu_ms_per_request": {k: round(v.cpu_ms, 4) for k, v in results.items()},
+            "cpu_s": {k: round(v.cpu_s, 4) for k, v in results.items()},
+            "requests": {k: v.requests for k, v in results.items()},
+            "cpu_source": "/proc/<worker pid>/task/*/schedstat (on-CPU ns, all threads)",
+            "server_log_tail": log_tail,
+            **setup.facts(),
+        },
+        [
+            "CPU per request (the worker's, all its threads): "
+            + ", ".join(f"{k} {v.cpu_ms:.3f} ms" for k, v in results.items()),
+            "the ops/s column is sequential requests on one connection: latency, not capacity",
+        ],
+    )
+
+
+SCENARIO = Scenario(
+    name="request_cpu",
+    description="the API worker's CPU per posting and per /api/v1/me, against /healthz",
+    run=run,
+    defaults={
+        "assets": 1000,
+        "revenues": 4,
+        "history": 20_000,
+        "history_days": 30,
+        # the posting pool is not used here; posting_database's PoolSpec wants a size
+        "threads": 1,
+        "seconds": 18.0,
+        "rounds": 6,
+        "warmup_s": 2.0,
+        "log_level": "INFO",
+        "idempotency_key": False,
+        "seed": 13,
+    },
+    quick={"seconds": 6.0, "rounds": 3, "warmup_s": 1.0, "history": 2_000},
+    needs=("wrk",),
+)
