@@ -35,7 +35,7 @@ from typing import Any
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 #: Path prefixes cut from file names, so frames read `pkg/module.py`.
-_PREFIXES = re.compile(r"^.*?/(site-packages|dist-packages|lib/python3\.\d+|platform)/")
+_PREFIXES = re.compile(r"^.*/(site-packages|dist-packages|lib/python3\.\d+|platform)/")
 
 
 def binary() -> str | None:
