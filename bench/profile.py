@@ -27,8 +27,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,42 +152,60 @@ def parse_raw(lines: Iterable[str]) -> tuple[int, Counter[str], Counter[str]]:
     return total, self_counts, cumulative
 
 
-def record(pid: int, seconds: float, rate_hz: int = 100) -> subprocess.Popen[str] | Profile:
-    """Start py-spy on `pid` for `seconds` (run the load meanwhile, then `collect`);
-    a Profile with the reason when py-spy is missing."""
+def record(pid: int, seconds: float, load: Callable[[], object], rate_hz: int = 100) -> Profile:
+    """py-spy on `pid` for `seconds` while `load()` runs (it should last as long).
+
+    The load starts once py-spy says it samples: attaching (reading the target's
+    memory maps and symbols) can take seconds on a busy machine, and a load that
+    ran meanwhile would leave an idle worker to sample. A Profile with the reason
+    when py-spy is missing or cannot attach.
+    """
     spy = binary()
     if spy is None:
         return Profile(error="py-spy is not installed (pip install py-spy; the dev extra has it)")
-    out = Path(tempfile.mkdtemp(prefix="erp-bench-pyspy-")) / "profile.txt"
+    tmp = Path(tempfile.mkdtemp(prefix="erp-bench-pyspy-"))
+    out = tmp / "profile.txt"
     args = [spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds)))]
     args += ["--rate", str(rate_hz), "--gil", "--function", "--nonblocking", "--format", "raw"]
-    args += ["--output", str(out)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def collect(
-    started: subprocess.Popen[str] | Profile, seconds: float, rate_hz: int = 100
-) -> Profile:
-    """Wait for the py-spy started by `record` and read its profile."""
-    if isinstance(started, Profile):
-        return started
-    args = [str(a) for a in started.args]  # type: ignore[union-attr]
     try:
-        log, _ = started.communicate(timeout=seconds + 60)
-    except subprocess.TimeoutExpired:
-        started.kill()
-        log, _ = started.communicate()
-    out = Path(args[args.index("--output") + 1])
-    try:
-        if started.returncode != 0 or not out.is_file():
-            said = [line for line in (log or "").splitlines() if line.strip()]
+        proc = subprocess.Popen(
+            [*args, "--output", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        said = _until_sampling(proc)
+        if proc.poll() is None:
+            load()
+        try:
+            rest, _ = proc.communicate(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest, _ = proc.communicate()
+        said += [line for line in (rest or "").splitlines() if line.strip()]
+        if proc.returncode != 0 or not out.is_file():
             reason = next((x for x in said if x.startswith("Error")), said[-1] if said else "")
             hint = " (py-spy needs ptrace rights: root, or kernel.yama.ptrace_scope=0)"
-            return Profile(error=(reason or f"exit {started.returncode}") + hint, command=args)
+            return Profile(error=(reason or f"exit {proc.returncode}") + hint, command=args)
         samples, self_counts, cumulative = parse_raw(out.read_text().splitlines())
     finally:
-        shutil.rmtree(out.parent, ignore_errors=True)
-    profile = Profile(samples, seconds, rate_hz, self_counts, cumulative, command=args[:-2])
+        shutil.rmtree(tmp, ignore_errors=True)
+    profile = Profile(samples, seconds, rate_hz, self_counts, cumulative, command=args)
     if samples == 0:
         profile.error = "py-spy recorded no sample (the worker held no GIL: was it idle?)"
     return profile
+
+
+def _until_sampling(proc: subprocess.Popen[str], timeout_s: float = 60) -> list[str]:
+    """py-spy's lines up to the one saying it samples (or its exit, or the timeout)."""
+    said: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:  # exited
+            break
+        said.append(line.rstrip())
+        if "Sampling process" in line:
+            break
+    return said

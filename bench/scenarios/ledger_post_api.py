@@ -183,13 +183,8 @@ def _profile(ctx: Context, server: Server, load: Any, seconds: float) -> profile
     if seconds <= 0:
         return profile.Profile(error="profile_s is 0")
     worker = server.workers()[0]
-    started = profile.record(worker, seconds)
-    load()
-    prof = profile.collect(started, seconds)
-    ctx.log(
-        f"profiled worker {worker}: {prof.samples} samples"
-        + (f" ({prof.error})" if prof.error else "")
-    )
+    prof = profile.record(worker, seconds, load)
+    ctx.log(f"profiled worker {worker}: {prof.samples} samples {prof.error}".rstrip())
     return prof
 
 
