@@ -350,11 +350,9 @@ def explicit_tenant(session: Session) -> UUID | None:
 
 def _bench_rls_ceiling(engine: Engine, factory: sessionmaker[TenantSession]) -> None:
     """Settings.bench_rls_ceiling: accept only a BYPASSRLS login that is no superuser,
-    and add `tenant_id = <current tenant>` to every ORM read of a tenant table (raw
-    SQL asks `explicit_tenant`), so that a request reads what RLS would let it."""
+    and add `tenant_id = <current tenant>` to every ORM read of tenant tables (its
+    entities; raw SQL asks `explicit_tenant`), so a request reads what RLS would let it."""
     from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
-
-    from erp.model_base import TenantScoped
 
     @event.listens_for(engine, "first_connect")
     def _bypassrls_only(dbapi_conn: Any, _record: Any) -> None:
@@ -368,12 +366,15 @@ def _bench_rls_ceiling(engine: Engine, factory: sessionmaker[TenantSession]) -> 
     @event.listens_for(factory, "do_orm_execute")
     def _filter_by_tenant(state: ORMExecuteState) -> None:
         tenant = current_tenant.get()
-        if state.is_select and tenant is not None:
-            state.statement = state.statement.options(
-                with_loader_criteria(
-                    TenantScoped, lambda cls: cls.tenant_id == tenant, include_aliases=True
+        if not state.is_select or tenant is None:
+            return
+        for mapper in state.all_mappers:  # not TenantScoped: erp.model_base imports this module
+            if "tenant_id" in mapper.columns:
+                state.statement = state.statement.options(
+                    with_loader_criteria(
+                        mapper.class_, lambda cls: cls.tenant_id == tenant, include_aliases=True
+                    )
                 )
-            )
 
 
 class Database:
