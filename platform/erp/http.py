@@ -14,7 +14,8 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.sessions import SessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import DBAPIError
 
@@ -43,7 +44,20 @@ def finish_session(commit: bool) -> None:
         session.close()
 
 
+class _NoCookieSessions(SessionInterface):
+    """Flask's signed-cookie session is unused here (console sessions live in
+    PostgreSQL, DESIGN.md §4); without this, every request built a signer for it."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        return None  # Flask then uses its null session, which refuses writes
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
 class ErpFlask(Flask):
+    session_interface = _NoCookieSessions()
+
     def dispatch_request(self) -> ResponseReturnValue:
         for attempt in range(ATTEMPTS):
             try:
