@@ -291,16 +291,19 @@ def make_engine(
 
         @event.listens_for(engine, "first_connect")
         def _refuse_privileged(dbapi_conn: Any, _record: Any) -> None:
-            with dbapi_conn.cursor() as cur:
-                cur.execute(
-                    "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
-                )
-                privileged = cur.fetchone()[0]
-            dbapi_conn.rollback()
-            if privileged:
+            if any(_login_privileges(dbapi_conn)):
                 raise PrivilegedLoginError(_PRIVILEGED)
 
     return engine
+
+
+def _login_privileges(dbapi_conn: Any) -> tuple[bool, bool]:
+    """(superuser, bypassrls) of the login of a fresh driver connection."""
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        superuser, bypass = cur.fetchone()
+    dbapi_conn.rollback()
+    return bool(superuser), bool(bypass)
 
 
 _PRIVILEGED = (
@@ -356,10 +359,7 @@ def _bench_rls_ceiling(engine: Engine, factory: sessionmaker[TenantSession]) -> 
 
     @event.listens_for(engine, "first_connect")
     def _bypassrls_only(dbapi_conn: Any, _record: Any) -> None:
-        with dbapi_conn.cursor() as cur:
-            cur.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            superuser, bypass = cur.fetchone()
-        dbapi_conn.rollback()
+        superuser, bypass = _login_privileges(dbapi_conn)
         if superuser or not bypass:
             raise PrivilegedLoginError("the RLS ceiling needs a BYPASSRLS login, no superuser")
 
