@@ -153,10 +153,6 @@ def problem_from_http(exc: HTTPException) -> Problem:
     return Problem(slug, detail, errors=errors, headers=headers)
 
 
-#: The core's own SQLSTATE problems; domains register theirs (Registry.sqlstate).
-_SQLSTATE_PROBLEMS: dict[str, tuple[str, str]] = {
-    "22003": ("validation", "A value or a sum would overflow a 64-bit integer."),
-}
 #: A domain's SQL names the fields at fault in the error's DETAIL, one `field: message`
 #: per line (several lines: several messages, for one field or more).
 _FIELD_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.+)$")
@@ -191,10 +187,17 @@ def refusal(exc: DBAPIError) -> Problem | None:
     return _domain_problem(exc, state) if state else None
 
 
-#: The core's fallbacks, for a SQLSTATE no domain maps more precisely: a constraint
-#: PostgreSQL enforces, or a value it refused, is the client's problem, never a 500.
+#: The core's own SQLSTATE problems, for a state no domain maps more precisely: a
+#: constraint PostgreSQL enforces, or a value it refused, is the client's problem,
+#: never a 500; contention left after the retries is a 409 to retry.
 #: state -> (slug, detail, Retry-After or None).
 _FALLBACK_PROBLEMS: dict[str, tuple[str, str, str | None]] = {
+    "22003": ("validation", "A value or a sum would overflow a 64-bit integer.", None),
+    # serialization failure, deadlock: what is left after the request's retries (erp.http)
+    **dict.fromkeys(
+        RETRYABLE_SQLSTATES,
+        ("conflict", "The request conflicted with concurrent changes; retry it.", "1"),
+    ),
     "23505": ("conflict", "A value that must be unique is already taken.", None),
     "23P01": ("conflict", "The change conflicts with an existing row.", None),
     "23503": ("validation", "A referenced row does not exist.", None),
@@ -216,15 +219,6 @@ def problem_from_db(exc: DBAPIError) -> Problem:
     if domain is not None:
         return domain
     state = sqlstate(exc)
-    if state in _SQLSTATE_PROBLEMS:
-        slug, detail = _SQLSTATE_PROBLEMS[state]
-        return Problem(slug, detail)
-    if state in RETRYABLE_SQLSTATES:
-        return Problem(
-            "conflict",
-            "The request conflicted with concurrent changes; retry it.",
-            headers={"Retry-After": "1"},
-        )
     if state is not None and (state in _FALLBACK_PROBLEMS or state.startswith("23")):
         # Any other integrity constraint (class 23) is a value the client sent.
         slug, detail, retry = _FALLBACK_PROBLEMS.get(
