@@ -25,7 +25,7 @@ from psycopg import generators as psycopg_generators
 from psycopg import pq
 from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from erp.config import Settings, sqlalchemy_url
@@ -191,6 +191,12 @@ def pg_array(values: Iterable[UUID | int]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
+def _wrapped(statement: str, params: Mapping[str, Any], exc: psycopg.Error) -> StatementError:
+    """The driver's error as the SQLAlchemy DBAPIError subclass a statement run through
+    SQLAlchemy would raise (retries and the SQLSTATE -> problem mapping expect it)."""
+    return DBAPIError.instance(statement, params, exc, psycopg.Error)
+
+
 def call_one(session: Session, statement: str, params: Mapping[str, Any]) -> Any:
     """The one row of `statement` (psycopg placeholders, `%(name)s`), run on the
     session's connection in its transaction, past SQLAlchemy's per-statement work
@@ -209,7 +215,7 @@ def call_one(session: Session, statement: str, params: Mapping[str, Any]) -> Any
     except psycopg.Error as exc:
         if dbapi.broken:  # as SQLAlchemy does: the pool must not hand it out again
             connection.invalidate(exc)
-        raise DBAPIError.instance(statement, params, exc, psycopg.Error) from exc
+        raise _wrapped(statement, params, exc) from exc
     if row is None:
         raise RuntimeError("the statement returned no row")
     return row
@@ -225,7 +231,7 @@ def autocommit_row(engine: Engine, statement: str, params: Mapping[str, Any]) ->
     try:
         pooled = engine.raw_connection()
     except psycopg.Error as exc:  # the pool hands the driver's own error out as is
-        raise DBAPIError.instance(statement, params, exc, psycopg.Error) from exc
+        raise _wrapped(statement, params, exc) from exc
     try:
         dbapi = cast(psycopg.Connection[Any], pooled.driver_connection)
         dbapi.autocommit = True
@@ -235,7 +241,7 @@ def autocommit_row(engine: Engine, statement: str, params: Mapping[str, Any]) ->
         except psycopg.Error as exc:
             if dbapi.broken:
                 pooled.invalidate(exc)
-            raise DBAPIError.instance(statement, params, exc, psycopg.Error) from exc
+            raise _wrapped(statement, params, exc) from exc
         finally:
             if not dbapi.broken:
                 dbapi.autocommit = False
