@@ -64,6 +64,10 @@ def redis_url() -> Iterator[str]:
     servers.stop_redis()
 
 
+#: A fixed Fernet key of the test settings (tests of rotation add their own in front).
+TEST_ENCRYPTION_KEY = "dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyEhISE="
+
+
 @pytest.fixture(scope="session")
 def settings(app_url: str, redis_url: str, owner_url: str, worker_id_str: str) -> Settings:
     return Settings(
@@ -71,6 +75,7 @@ def settings(app_url: str, redis_url: str, owner_url: str, worker_id_str: str) -
         migration_database_url=owner_url,
         redis_url=redis_url,
         secret_key="test-secret-key",
+        encryption_keys=(TEST_ENCRYPTION_KEY,),
         queue_prefix=f"erp-test-{worker_id_str}-{uuid.uuid4().hex[:6]}",
         log_json=True,
         log_level="WARNING",

@@ -25,6 +25,9 @@ def create_app(
     settings = settings or Settings.from_env()
     settings.require_secret_key()  # cursors signed here must verify in every other process
     configure_logging(settings.log_level, settings.log_json)
+    domains = domains or default_registry()
+    if domains.encrypted_columns:  # secrets stored here must open in every other process
+        settings.require_encryption_keys()
     app = ErpFlask("erp")
     app.config.update(
         ERP_SETTINGS=settings,
@@ -56,7 +59,6 @@ def create_app(
     app.before_request(inputs.check_request)
     app.register_blueprint(health.blp)
     app.register_blueprint(docs_assets.blp)
-    domains = domains or default_registry()
     app.extensions[APP_KEY] = domains
     for blueprint in domains.blueprints:
         api.register_blueprint(blueprint)

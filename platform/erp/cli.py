@@ -1,4 +1,4 @@
-"""`erp`: serve, worker, migrate, dev, tenants, operators, keys, bench.
+"""`erp`: serve, worker, migrate, dev, tenants, operators, keys, secrets, bench.
 
 Commands that create a secret print it alone on the last line of stdout.
 """
@@ -18,6 +18,7 @@ from erp.clitools import as_operator as _ops
 from erp.clitools import load_input as _load
 from erp.clitools import migration_url as _migration_url
 from erp.clitools import settings as _settings
+from erp.config import SettingsError
 
 T = TypeVar("T")
 
@@ -343,6 +344,51 @@ def keys_revoke(tenant: str, key_id: UUID) -> None:
 
     _ops(revoke)
     click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def secrets() -> None:
+    """Secrets at rest (ENCRYPTION_KEYS, erp/secretbox.py)."""
+
+
+@secrets.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new Fernet key, to put first in ENCRYPTION_KEYS."""
+    from erp.secretbox import generate_key
+
+    click.echo(generate_key())
+
+
+@secrets.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every registered secret of every tenant with the first key.
+
+    Run it after putting a new key first in ENCRYPTION_KEYS (and rolling every
+    process); drop the old key only afterwards. Safe to re-run.
+    """
+    from erp.clitools import in_each_tenant
+    from erp.registry import registry
+    from erp.secretbox import SecretBoxError, box_for, rotate_tenant
+    from erp.tenancy.services import list_tenants
+
+    columns = registry().encrypted_columns
+    checked = _settings()
+    try:
+        checked.require_encryption_keys()
+        box = box_for(checked.encryption_keys)
+    except (SettingsError, SecretBoxError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    tenant_ids = [t.id for t in _ops(list_tenants)]
+    try:
+        counts = in_each_tenant(
+            tenant_ids, lambda s: rotate_tenant(s, columns, box), "system:secrets-rotate"
+        )
+    except SecretBoxError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for tid, count in zip(tenant_ids, counts, strict=True):
+        click.echo(f"{tid}\t{count} re-encrypted")
+    names = ", ".join(f"{c.table}.{c.column}" for c in columns) or "none registered"
+    click.echo(f"{sum(counts)} secrets re-encrypted in {len(tenant_ids)} tenants ({names})")
 
 
 @main.command()

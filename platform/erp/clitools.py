@@ -16,7 +16,8 @@ T = TypeVar("T")
 
 
 def settings(*, signing: bool = False) -> Settings:
-    """The checked settings; `signing` commands (serve, worker) also need SECRET_KEY.
+    """The checked settings; `signing` commands (serve, worker) also need SECRET_KEY,
+    and ENCRYPTION_KEYS once a domain registered an encrypted column.
 
     A malformed or missing variable is one line per variable and exit status 1.
     """
@@ -24,9 +25,17 @@ def settings(*, signing: bool = False) -> Settings:
         checked = Settings.from_env()
         if signing:
             checked.require_secret_key()
+            require_keys_if_used(checked)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     return checked
+
+
+def require_keys_if_used(checked: Settings) -> None:
+    from erp.registry import registry
+
+    if registry().encrypted_columns:
+        checked.require_encryption_keys()
 
 
 def migration_url(s: Settings) -> str:

@@ -7,6 +7,8 @@ An empty value counts as unset (compose files often write `FOO=`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -176,6 +178,32 @@ class _Reader:
         return raw
 
 
+UNSET_KEYS = (
+    "ENCRYPTION_KEYS is not set: set it to one or more Fernet keys, comma-separated, the "
+    "same in every process (`erp secrets generate-key` prints one)"
+)
+
+
+def parse_keys(raw: str, name: str = "ENCRYPTION_KEYS") -> tuple[str, ...]:
+    """Fernet keys (erp/secretbox.py), each checked; a bad one is named by position,
+    never echoed."""
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        raise ValueError(f"{name}: no key given")
+    for position, key in enumerate(keys, start=1):
+        try:
+            decoded = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            decoded = b""
+        if len(decoded) != 32:
+            raise ValueError(
+                f"{name}: key {position} is not a Fernet key (32 bytes, url-safe base64)"
+            )
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{name}: a key is listed twice")
+    return keys
+
+
 _PG = ("postgresql", "postgres", "postgresql+psycopg")
 _REDIS = ("redis", "rediss", "unix")
 
@@ -207,6 +235,8 @@ class Settings:
     log_json: bool = True
     queue_prefix: str = "erp"
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    #: Fernet keys for secrets at rest (erp/secretbox.py): the first encrypts, all decrypt.
+    encryption_keys: tuple[str, ...] = ()
     #: Benchmarks only (bench/scenarios/rls_request.py): the runtime login is a BYPASSRLS
     #: role and tenant queries filter by the tenant themselves, the ceiling RLS is
     #: measured against. No environment variable sets it: only code that builds
@@ -253,6 +283,7 @@ class Settings:
             log_json=r.boolean("LOG_JSON", cls.log_json),
             queue_prefix=r.text("QUEUE_PREFIX", cls.queue_prefix),
             rate_limits=r.parsed("RATE_LIMITS", RateLimits(), RateLimits.parse),
+            encryption_keys=r.parsed("ENCRYPTION_KEYS", (), parse_keys),
         )
         if r.errors:
             raise SettingsError("\n".join(r.errors))
@@ -270,6 +301,11 @@ class Settings:
         """Refuse to sign with a per-process key: another process could not verify it."""
         if not self.secret_key:
             raise SettingsError(UNSET_SIGNING_KEY)
+
+    def require_encryption_keys(self) -> None:
+        """Refuse to run a process that would store or read secrets without keys."""
+        if not self.encryption_keys:
+            raise SettingsError(UNSET_KEYS)
 
     def replace(self, **changes: object) -> Settings:
         from dataclasses import replace

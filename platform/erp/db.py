@@ -333,6 +333,7 @@ class _Binding:
     """One engine, its session factory, and the process that opened them."""
 
     def __init__(self, settings: Settings, **engine_overrides: Any) -> None:
+        self.settings = settings
         ceiling = settings.bench_rls_ceiling
         self.engine = make_engine(settings, check_privileges=not ceiling, **engine_overrides)
         self.factory = sessionmaker(
@@ -418,6 +419,11 @@ class Database:
     @property
     def engine(self) -> Engine:
         return self._binding().engine
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this process's (or the current app's) database was configured with."""
+        return self._binding().settings
 
     def new_session(self) -> TenantSession:
         return self._binding().factory()

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from erp.config import Settings
 from erp.migrate import upgrade
+from erp.secretbox import generate_key
 
 _children: list[subprocess.Popen[bytes]] = []
 _keep: list[Any] = []
@@ -38,8 +39,13 @@ def _state(data: Path) -> dict[str, Any]:
     path = data / "dev.json"
     if path.exists():
         loaded: dict[str, Any] = json.loads(path.read_text())
+        loaded.setdefault("encryption_key", generate_key())  # .data/ made before it existed
         return loaded
-    return {"app_password": secrets.token_urlsafe(18), "secret_key": secrets.token_urlsafe(32)}
+    return {
+        "app_password": secrets.token_urlsafe(18),
+        "secret_key": secrets.token_urlsafe(32),
+        "encryption_key": generate_key(),
+    }
 
 
 def _save(data: Path, state: dict[str, Any]) -> None:
@@ -205,6 +211,7 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
         database_url=app_url,
         redis_url=redis_url,
         secret_key=state["secret_key"],
+        encryption_keys=(state["encryption_key"],),
         migration_database_url=migration_url,
     )
     api_key = _demo_tenant(settings, state)
@@ -219,6 +226,7 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
         "DATABASE_URL": app_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": state["secret_key"],
+        "ENCRYPTION_KEYS": state["encryption_key"],
         "API_KEY_ENV": "test",
         "LOG_JSON": os.environ.get("LOG_JSON", "false"),
     }
@@ -236,6 +244,7 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
             "MIGRATION_DATABASE_URL": migration_url,
             "REDIS_URL": redis_url,
             "SECRET_KEY": state["secret_key"],
+            "ENCRYPTION_KEYS": state["encryption_key"],
             "API_KEY_ENV": "test",
             "ERP_URL": base,
             "ERP_OPERATOR_TOKEN": operator_token,

@@ -23,6 +23,8 @@ from typing import Any
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
+from erp.secretbox import EncryptedColumn
+
 Validator = Callable[[Any], list[str]]
 #: (path, Authorization header) -> the caller, None when the scheme is not its own;
 #: raises a 401/403 Problem for a credential of its kind that does not hold.
@@ -78,6 +80,7 @@ class Registry:
     append_only: set[str] = field(default_factory=set)
     definers: dict[str, str] = field(default_factory=dict)
     authenticators: list[Authenticator] = field(default_factory=list)
+    encrypted_columns: list[EncryptedColumn] = field(default_factory=list)
 
     # -- what a domain's register() calls ------------------------------------------
 
@@ -123,6 +126,15 @@ class Registry:
     def authenticator(self, fn: Authenticator) -> None:
         """Resolves the request's principal before its transaction (DESIGN.md §2)."""
         self.authenticators.append(fn)
+
+    def encrypted(self, table: str, column: str, *, key: str = "id") -> None:
+        """A tenant table's text column holding `SecretBox` tokens (erp/secretbox.py):
+        `erp secrets rotate` re-encrypts it, and the API and workers refuse to start
+        without ENCRYPTION_KEYS once any column is registered."""
+        entry = EncryptedColumn(table, column, key)
+        if entry in self.encrypted_columns:
+            raise ValueError(f"encrypted column {table}.{column} is registered twice")
+        self.encrypted_columns.append(entry)
 
     def catalog(
         self, *, append_only: Iterable[str] = (), definers: Mapping[str, str] | None = None
