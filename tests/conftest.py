@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, pool
 
 from erp import create_app
 from erp.config import RateLimits, Settings, sqlalchemy_url
+from erp.extensions import db, queue
 from erp.http import ErpFlask
 from tests import servers
 
@@ -181,3 +182,24 @@ def tenant(client: Any, ops_headers: dict[str, str]) -> TenantHandle:
 @pytest.fixture
 def other_tenant(client: Any, ops_headers: dict[str, str]) -> TenantHandle:
     return make_tenant(client, ops_headers)
+
+
+AppFactory = Callable[..., ErpFlask]
+
+
+@pytest.fixture
+def make_app(app: ErpFlask, settings: Settings) -> Iterator[AppFactory]:
+    """`make_app(**setting_changes)`: a separate app; the session `app` stays untouched."""
+    made: list[ErpFlask] = []
+
+    def factory(**changes: Any) -> ErpFlask:
+        new = create_app(settings.replace(**changes) if changes else settings)
+        new.config["TESTING"] = True
+        made.append(new)
+        return new
+
+    yield factory
+    for extra in made:
+        with extra.app_context():
+            db.dispose()
+            queue.redis.close()

@@ -235,6 +235,9 @@ class Settings:
     log_json: bool = True
     queue_prefix: str = "erp"
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    #: Longest a process serves a verified API key from memory (erp/tenancy/keycache.py);
+    #: changes made through the API apply everywhere within 0.1 s regardless. 0: off.
+    auth_cache_seconds: int = 10
     #: Fernet keys for secrets at rest (erp/secretbox.py): the first encrypts, all decrypt.
     encryption_keys: tuple[str, ...] = ()
     #: Benchmarks only (bench/scenarios/rls_request.py): the runtime login is a BYPASSRLS
@@ -283,6 +286,7 @@ class Settings:
             log_json=r.boolean("LOG_JSON", cls.log_json),
             queue_prefix=r.text("QUEUE_PREFIX", cls.queue_prefix),
             rate_limits=r.parsed("RATE_LIMITS", RateLimits(), RateLimits.parse),
+            auth_cache_seconds=r.integer("AUTH_CACHE_SECONDS", cls.auth_cache_seconds),
             encryption_keys=r.parsed("ENCRYPTION_KEYS", (), parse_keys),
         )
         if r.errors:

@@ -98,6 +98,14 @@ def enqueue_after_commit(s: Session, func: str, *args: Any, queue: str = "defaul
     pending.setdefault(tx, []).append((func, args, queue))
 
 
+def call_after_commit(s: Session, fn: Callable[[], None]) -> None:
+    """Call `fn()` once `s` commits for good (same rules as `enqueue_after_commit`);
+    for work outside the database that must follow the commit, never precede it."""
+    tx = s.get_nested_transaction() or s.get_transaction()
+    pending: dict[Any, list[Any]] = s.info.setdefault(_PENDING, {})
+    pending.setdefault(tx, []).append((fn, (), None))
+
+
 @event.listens_for(TenantSession, "after_commit")
 def _flush_jobs(session: Session) -> None:
     pending: dict[Any, list[Any]] = session.info.get(_PENDING) or {}
@@ -110,6 +118,9 @@ def _flush_jobs(session: Session) -> None:
     session.info.pop(_PENDING, None)
     for jobs in pending.values():
         for func, args, qname in jobs:
+            if callable(func):
+                func()
+                continue
             try:
                 queue.enqueue(func, *args, queue=qname)
             except RedisError:

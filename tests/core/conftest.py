@@ -1,37 +1,17 @@
-"""Fixtures of the core tests: extra apps with changed settings (each with its own engine)."""
+"""Fixtures of the core tests (`make_app`, for apps with changed settings, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from rq import Queue
 
-from erp import create_app
-from erp.config import Settings
-from erp.extensions import db, queue
+from erp.extensions import queue
 from erp.http import ErpFlask
+from tests.conftest import AppFactory
 
-AppFactory = Callable[..., ErpFlask]
-
-
-@pytest.fixture
-def make_app(app: ErpFlask, settings: Settings) -> Iterator[AppFactory]:
-    """`make_app(**setting_changes)`: a separate app; the session `app` stays untouched."""
-    made: list[ErpFlask] = []
-
-    def factory(**changes: Any) -> ErpFlask:
-        new = create_app(settings.replace(**changes) if changes else settings)
-        new.config["TESTING"] = True
-        made.append(new)
-        return new
-
-    yield factory
-    for extra in made:
-        with extra.app_context():
-            db.dispose()
-            queue.redis.close()
+__all__ = ["AppFactory"]
 
 
 @pytest.fixture

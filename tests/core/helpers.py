@@ -44,3 +44,12 @@ def owner_sql(
 
 def new_slug(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def forget_cached_keys(app: Any) -> None:
+    """After changing keys or tenants behind the API's back (SQL), as an operator would
+    have to: every process forgets the API keys it verified (erp/tenancy/keycache.py)."""
+    from erp.tenancy.keycache import bump_now
+
+    with app.app_context():
+        bump_now()

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.conftest import TenantHandle, make_tenant
-from tests.core.helpers import assert_problem, owner_sql
+from tests.core.helpers import assert_problem, forget_cached_keys, owner_sql
 
 KEY_RE = re.compile(r"^erp_(live|test)_([a-z0-9]{12})_([0-9A-Za-z]{43})$")
 
@@ -204,7 +204,9 @@ def test_other_tenants_keys_are_404(
     assert "key_id" in assert_problem(r, 422, "validation")["errors"]
 
 
-def test_expired_key_is_401(client: Any, tenant: TenantHandle, owner_engine: Engine) -> None:
+def test_expired_key_is_401(
+    app: Any, client: Any, tenant: TenantHandle, owner_engine: Engine
+) -> None:
     created = _create(client, tenant.headers).get_json()
     headers = _bearer(created["key"])
     assert client.get("/api/v1/me", headers=headers).status_code == 200
@@ -214,6 +216,7 @@ def test_expired_key_is_401(client: Any, tenant: TenantHandle, owner_engine: Eng
         {"id": created["id"]},
         tenant=tenant.id,
     )
+    forget_cached_keys(app)
     assert_problem(client.get("/api/v1/me", headers=headers), 401, "unauthorized")
 
 
@@ -257,7 +260,7 @@ def _last_used(owner_engine: Engine, tenant: TenantHandle) -> datetime | None:
 
 
 def test_last_used_at_is_written_at_most_once_a_minute(
-    client: Any, tenant: TenantHandle, owner_engine: Engine
+    app: Any, client: Any, tenant: TenantHandle, owner_engine: Engine
 ) -> None:
     assert client.get("/api/v1/me", headers=tenant.headers).status_code == 200
     first = _last_used(owner_engine, tenant)
@@ -271,6 +274,7 @@ def test_last_used_at_is_written_at_most_once_a_minute(
         {"id": tenant.key_id},
         tenant=tenant.id,
     )
+    forget_cached_keys(app)
     moved = _last_used(owner_engine, tenant)
     assert moved is not None
     assert client.get("/api/v1/me", headers=tenant.headers).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from typing import Any
 
@@ -11,6 +12,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
 from erp.cli import main
+from erp.config import Settings
+from erp.tenancy.keycache import EPOCH_EVERY_S
 from tests.conftest import TenantHandle
 from tests.core.helpers import assert_problem, owner_sql
 
@@ -19,14 +22,17 @@ TOKEN_RE = re.compile(r"^erpop_[a-z0-9]{12}_[0-9A-Za-z]{43}$")
 
 
 @pytest.fixture
-def erp(app_url: str, owner_url: str, redis_url: str) -> Any:
+def erp(app_url: str, owner_url: str, redis_url: str, settings: Settings) -> Any:
     runner = CliRunner()
     env = {"DATABASE_URL": app_url, "MIGRATION_DATABASE_URL": owner_url, "REDIS_URL": redis_url}
+    env["QUEUE_PREFIX"] = settings.queue_prefix  # one deployment: the API's auth epoch
 
     def run(*args: str, ok: bool = True) -> Result:
         result = runner.invoke(main, list(args), env=env)
         if ok:
             assert result.exit_code == 0, (result.output, result.stderr, result.exception)
+        # Another process (the API) sees a revocation or a suspension within this.
+        time.sleep(EPOCH_EVERY_S)
         return result
 
     return run

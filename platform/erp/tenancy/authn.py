@@ -7,6 +7,7 @@ alone. Nothing the client sends can name another tenant.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from erp.db import autocommit_row
 from erp.errors import Problem
 from erp.extensions import db
 from erp.principals import Principal, TenantRef
+from erp.tenancy.keycache import key_cache
 from erp.tenancy.models import Operator
 
 LAST_USED_GRANULARITY = timedelta(minutes=1)
@@ -55,7 +57,18 @@ def _lookup(cred: credentials.Credential) -> Any:
 
 
 def _resolve_api_key(cred: credentials.Credential) -> Principal:
-    row = _lookup(cred)
+    cache = key_cache()
+    epoch = cache.current_epoch() if cache is not None else None
+    ident = (cred.public_id, cred.secret_hash)
+    entry = cache.get(ident, epoch) if cache is not None and epoch is not None else None
+    if entry is None:
+        row = _lookup(cred)  # read after the epoch: a change committed since is caught
+        touched = row is not None and _recently_used(row.last_used_at)
+        if cache is not None and epoch is not None and row is not None:
+            entry = cache.put(ident, row, epoch, touched)
+    else:
+        row = entry.row
+        touched = time.monotonic() - entry.touched_at < LAST_USED_GRANULARITY.total_seconds()
     now = datetime.now(UTC)
     if row is None or row.revoked_at is not None:
         raise _unauthorized("The API key is not valid.")
@@ -65,8 +78,10 @@ def _resolve_api_key(cred: credentials.Credential) -> Principal:
         raise Problem(
             "tenant-suspended", f"The tenant is {row.tenant_status}; its credentials do not work."
         )
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
+    if not touched:
         db.unit_of_work(lambda s: _touch(s, row.key_id), tenant=row.tenant_id)
+        if entry is not None:
+            entry.touched_at = time.monotonic()
     return Principal(
         kind="api_key",
         id=row.key_id,
@@ -74,6 +89,10 @@ def _resolve_api_key(cred: credentials.Credential) -> Principal:
         tenant=TenantRef(row.tenant_id, row.tenant_slug, row.tenant_name),
         scopes=frozenset(row.scopes),
     )
+
+
+def _recently_used(last_used_at: datetime | None) -> bool:
+    return last_used_at is not None and datetime.now(UTC) - last_used_at < LAST_USED_GRANULARITY
 
 
 def _touch(s: Session, key_id: UUID) -> None:

@@ -19,6 +19,7 @@ from erp.errors import Problem
 from erp.registry import registry
 from erp.scopes import implied, unknown
 from erp.templates import TemplateError, load_template
+from erp.tenancy.keycache import bump_after_commit
 from erp.tenancy.models import ApiKey, Operator, Tenant
 from erp.tenancy.queries import tenants_query
 
@@ -128,6 +129,7 @@ def _transition(
     change(tenant)
     tenant.updated_at = datetime.now(UTC)
     s.flush()
+    bump_after_commit(s)  # cached API keys carry the tenant's status
     audit.operator_event(s, action, tenant.id, tenant.slug, **details)
     return tenant
 
@@ -269,5 +271,6 @@ def revoke_api_key(s: Session, key_id: uuid.UUID) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = s.execute(select(func.now())).scalar_one()
         s.flush()
+        bump_after_commit(s)
         audit.tenant_event(s, "api_key.revoked", "api_key", key.id, name=key.name)
     return key
