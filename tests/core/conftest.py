@@ -1,4 +1,4 @@
-"""Fixtures of the core tests (`make_app`, for apps with changed settings, is in tests/conftest.py)."""
+"""Fixtures of the core tests (`make_app` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
