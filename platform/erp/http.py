@@ -12,7 +12,9 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, Request, Response, g, request
 from flask.sessions import SessionInterface, SessionMixin
@@ -20,11 +22,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import DBAPIError
 
 from erp.context import current_actor, current_request_id
-from erp.db import backoff, current_db_role, current_tenant, is_retryable
+from erp.db import ONE_FLIGHT, backoff, current_db_role, current_tenant, is_retryable
 from erp.errors import Problem
 from erp.registry import registry
 
 log = logging.getLogger("erp.http")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -74,6 +78,28 @@ class ErpFlask(Flask):
                 raise
             backoff(attempt)
         raise AssertionError("unreachable")
+
+
+def one_flight(view: Callable[P, T]) -> Callable[P, T]:
+    """Mark a view whose database work is one `erp.db.call_one`, as its last step: when
+    nothing ran before it in the request's transaction (no Idempotency-Key lookup, say),
+    that call is sent with BEGIN, the tenant pin and COMMIT as one message, one round
+    trip (docs/domains.md, "How to add a fast command"). A statement after it raises
+    instead of running in a second transaction."""
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        setattr(g, ONE_FLIGHT, True)  # again on a retry of the view
+        try:
+            result = view(*args, **kwargs)
+        except BaseException:
+            g.pop(ONE_FLIGHT, None)  # nothing committed: a retry starts afresh
+            raise
+        if g.get(ONE_FLIGHT) is True:  # the call did not fly alone: nothing to guard
+            g.pop(ONE_FLIGHT)
+        return result
+
+    return wrapper
 
 
 def _start() -> None:

@@ -97,6 +97,39 @@ def test_a_new_domain_is_served_from_its_own_package(
     assert "/api/v1/sample/freeze" in spec["paths"]
 
 
+def test_a_one_flight_call_is_its_own_transaction_in_one_message(
+    sample_app: ErpFlask, tenant: TenantHandle, settings: Any
+) -> None:
+    client = sample_app.test_client()
+    r = client.post("/api/v1/sample/probe", headers=tenant.headers)
+    assert r.status_code == 200, r.get_json()
+    seen = r.get_json()
+    assert seen["tenant"] == str(tenant.id)
+    assert seen["statement_timeout"] == f"{settings.db_statement_timeout_ms // 1000}s"
+    # BEGIN, the pin, the call and COMMIT reached PostgreSQL as one message.
+    message = seen["message"]
+    assert message.startswith("BEGIN; SET LOCAL app.tenant_id = ")
+    assert message.rstrip().endswith("; COMMIT")
+    # With an Idempotency-Key the lookup opened the transaction first: the call joins it.
+    keyed = client.post(
+        "/api/v1/sample/probe", headers={**tenant.headers, "Idempotency-Key": "k1"}
+    ).get_json()
+    assert keyed["tenant"] == str(tenant.id)
+    assert not keyed["message"].startswith("BEGIN")
+    # The next request on the same pooled connection is pinned afresh.
+    again = client.post("/api/v1/sample/probe", headers=tenant.headers).get_json()
+    assert again["message"].startswith("BEGIN; SET LOCAL")
+
+
+def test_a_statement_after_a_one_flight_call_is_refused(
+    sample_app: ErpFlask, tenant: TenantHandle
+) -> None:
+    client = sample_app.test_client()
+    r = client.post("/api/v1/sample/probe-twice", headers=tenant.headers)
+    assert r.status_code == 500
+    assert client.post("/api/v1/sample/probe", headers=tenant.headers).status_code == 200
+
+
 def test_the_default_app_does_not_serve_the_sample_domain(
     client: Any, tenant: TenantHandle
 ) -> None:

@@ -9,6 +9,7 @@ from flask.views import MethodView
 
 from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
+from erp.http import one_flight
 from erp.idempotency import idempotent
 from erp.ledger import closing, periods, queries, reports, schemas, services
 from erp.ledger.commands import Balance, EntryIn, NewAccount, PostTransaction, TransactionView
@@ -125,6 +126,7 @@ class Transactions(MethodView):
     @idempotent
     @blp.arguments(schemas.TransactionIn)
     @blp.response(201, schemas.TransactionOut)
+    @one_flight
     def post(self, body: dict[str, Any]) -> TransactionView:
         """Post a balanced transaction (or hold it with status "pending")."""
         return services.post_transaction(db.session, _command(body))

@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from erp.db import call_one
 from erp.extensions import db
 
 
@@ -15,3 +16,21 @@ def freeze() -> dict[str, Any]:
         )
     )
     return {}
+
+
+_PROBE = """
+    SELECT current_setting('app.tenant_id') AS tenant,
+           current_setting('statement_timeout') AS statement_timeout,
+           current_query() AS message
+"""
+
+
+def probe() -> dict[str, Any]:
+    """What the database saw: the pinned tenant, the timeout, the message the call came in."""
+    row = call_one(db.session, _PROBE, {})
+    return {"tenant": row[0], "statement_timeout": row[1], "message": row[2]}
+
+
+def probe_twice() -> dict[str, Any]:
+    probe()
+    return probe()
