@@ -57,7 +57,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PoolSpec:
-    #: "service": erp.ledger.services.post_transaction in db.unit_of_work;
+    #: "service": erp.ledger.services.post_transaction in db.unit_of_work(one_flight=True)
+    #: (one message: BEGIN, pin, the call, COMMIT);
     #: "function": SELECT bench.post_pair(...) on a psycopg connection (autocommit).
     kind: str
     app_url: str
@@ -143,7 +144,9 @@ class _ServicePoster:
                 EntryIn(account_uuid("revenue", credit), -amount, CURRENCY),
             ],
         )
-        self.db.unit_of_work(lambda s: services.post_transaction(s, cmd), tenant=self.tenant)
+        self.db.unit_of_work(
+            lambda s: services.post_transaction(s, cmd), tenant=self.tenant, one_flight=True
+        )
 
     def close(self) -> None:
         self.db.dispose()

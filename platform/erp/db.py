@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import psycopg
-from flask import Flask, current_app, g, has_app_context, has_request_context
+from flask import Flask, current_app, g, has_app_context
 from psycopg import errors as psycopg_errors
 from psycopg import generators as psycopg_generators
 from psycopg import pq
@@ -70,7 +70,7 @@ class PinnedConnection(psycopg.Connection[Any]):
         if self._autocommit or self._pipeline or not idle:
             yield from super()._start_query()
             return
-        if has_request_context() and g.get(ONE_FLIGHT) == "committed":
+        if one_flight_state.get() == "committed":
             raise RuntimeError(
                 "a one_flight view ran a statement after its call committed "
                 "(its work would not be one transaction); drop @one_flight from it"
@@ -202,8 +202,23 @@ def _wrapped(statement: str, params: Mapping[str, Any], exc: psycopg.Error) -> S
     return DBAPIError.instance(statement, params, exc, psycopg.Error)
 
 
-#: In `g`: the view's database work is one `call_one`, its last step (`erp.http.one_flight`).
-ONE_FLIGHT = "_erp_one_flight"
+#: "armed": the work running is one `call_one`, its last step (`one_flight_scope`);
+#: "committed": that call ran as its own transaction, nothing may follow it.
+one_flight_state: ContextVar[str | None] = ContextVar("erp_one_flight", default=None)
+
+
+@contextmanager
+def one_flight_scope() -> Iterator[None]:
+    """Run a block whose database work is one `call_one`, its last step: when nothing
+    ran before it in the transaction, that call is sent with BEGIN, the tenant pin and
+    COMMIT as one message (one round trip instead of three; docs/domains.md, "How to
+    add a fast command"). A statement after it raises instead of running in a second
+    transaction. Views use `erp.http.one_flight`, jobs `unit_of_work(one_flight=True)`."""
+    token = one_flight_state.set("armed")
+    try:
+        yield
+    finally:
+        one_flight_state.reset(token)
 
 
 def call_one(session: Session, statement: str, params: Mapping[str, Any]) -> Any:
@@ -216,21 +231,22 @@ def call_one(session: Session, statement: str, params: Mapping[str, Any]) -> Any
     subclass, as any statement's is, so retries (40001/40P01), IntegrityError
     handlers and the SQLSTATE -> problem mapping apply unchanged.
 
-    In a view marked `erp.http.one_flight`, when the transaction has not begun (no
-    statement ran before, nothing pending), the call *is* the transaction: BEGIN,
+    Inside `one_flight_scope`, when the transaction has not begun (no statement ran
+    before, nothing pending), the call *is* the transaction: BEGIN,
     the tenant pin, the statement and COMMIT go to PostgreSQL as one message, one
     round trip instead of three. The session's own commit then has nothing to send.
     """
+    if (
+        one_flight_state.get() == "armed"
+        and not session.in_transaction()
+        and not (session.new or session.dirty or session.deleted)
+    ):
+        row = _one_flight(session.get_bind(), statement, params)
+        one_flight_state.set("committed")  # a later statement would be a 2nd transaction
+        return row
     session.flush()
     connection = session.connection()
     dbapi = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
-    if (
-        has_request_context()
-        and g.get(ONE_FLIGHT) is True
-        and dbapi.pgconn.transaction_status == pq.TransactionStatus.IDLE
-    ):
-        setattr(g, ONE_FLIGHT, "committed")  # a later statement would be a 2nd transaction
-        return _one_flight(connection, dbapi, statement, params)
     try:
         row = dbapi.execute(statement, params).fetchone()
     except psycopg.Error as exc:
@@ -242,36 +258,40 @@ def call_one(session: Session, statement: str, params: Mapping[str, Any]) -> Any
     return row
 
 
-def _one_flight(
-    connection: Connection,
-    dbapi: psycopg.Connection[Any],
-    statement: str,
-    params: Mapping[str, Any],
-) -> Any:
-    """`BEGIN; <pin>; <statement>; COMMIT` in one simple-protocol message, the
-    parameters bound client-side by psycopg (its literal quoting, as safe as binding).
-    A failure anywhere (the statement, or a deferred check at COMMIT) rolls the whole
-    transaction back and is raised as the statement's error."""
-    timeouts = dbapi.timeouts if isinstance(dbapi, PinnedConnection) else b""
-    pin = _pin_sql(*_wanted_pin(), timeouts).decode()
-    dbapi.autocommit = True  # psycopg adds no BEGIN of its own: the message has it
+def _one_flight(bind: Any, statement: str, params: Mapping[str, Any]) -> Any:
+    """`BEGIN; <pin>; <statement>; COMMIT` in one simple-protocol message on a pooled
+    connection of its own (the session never begins: nothing to commit or release),
+    the parameters bound client-side by psycopg (its literal quoting, as safe as
+    binding). A failure anywhere (the statement, or a deferred check at COMMIT) rolls
+    the whole transaction back and is raised as the statement's error."""
     try:
-        with psycopg.ClientCursor(dbapi) as cur:
-            try:
-                cur.execute(f"BEGIN; {pin}; {statement}; COMMIT", params)
-            except psycopg.Error as exc:
-                if dbapi.broken:
-                    connection.invalidate(exc)
-                elif dbapi.pgconn.transaction_status != pq.TransactionStatus.IDLE:
-                    dbapi.execute("ROLLBACK")
-                raise _wrapped(statement, params, exc) from exc
-            while cur.description is None:
-                if not cur.nextset():
-                    raise RuntimeError("the statement returned no row")
-            row = cur.fetchone()
+        pooled = bind.raw_connection()
+    except psycopg.Error as exc:
+        raise _wrapped(statement, params, exc) from exc
+    try:
+        dbapi = cast(psycopg.Connection[Any], pooled.driver_connection)
+        timeouts = dbapi.timeouts if isinstance(dbapi, PinnedConnection) else b""
+        pin = _pin_sql(*_wanted_pin(), timeouts).decode()
+        dbapi.autocommit = True  # psycopg adds no BEGIN of its own: the message has it
+        try:
+            with psycopg.ClientCursor(dbapi) as cur:
+                try:
+                    cur.execute(f"BEGIN; {pin}; {statement}; COMMIT", params)
+                except psycopg.Error as exc:
+                    if dbapi.broken:
+                        pooled.invalidate(exc)
+                    elif dbapi.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                        dbapi.execute("ROLLBACK")
+                    raise _wrapped(statement, params, exc) from exc
+                while cur.description is None:
+                    if not cur.nextset():
+                        raise RuntimeError("the statement returned no row")
+                row = cur.fetchone()
+        finally:
+            if not dbapi.broken:
+                dbapi.autocommit = False
     finally:
-        if not dbapi.broken:
-            dbapi.autocommit = False
+        pooled.close()
     if row is None:
         raise RuntimeError("the statement returned no row")
     return row
@@ -500,12 +520,20 @@ class Database:
         tenant: UUID | None,
         role: str | None = None,
         attempts: int = 5,
+        one_flight: bool = False,
     ) -> T:
-        """Run `fn` in one committed transaction, re-running it on 40001/40P01."""
+        """Run `fn` in one committed transaction, re-running it on 40001/40P01.
+
+        `one_flight`: `fn`'s database work is one `call_one`, its last step; it then
+        goes as one message with BEGIN and COMMIT (`one_flight_scope`)."""
         for attempt in range(attempts):
             with tenant_context(tenant, role), self.new_session() as s:
                 try:
-                    result = fn(s)
+                    if one_flight:
+                        with one_flight_scope():
+                            result = fn(s)
+                    else:
+                        result = fn(s)
                     s.commit()
                     return result
                 except DBAPIError as exc:

@@ -22,7 +22,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import DBAPIError
 
 from erp.context import current_actor, current_request_id
-from erp.db import ONE_FLIGHT, backoff, current_db_role, current_tenant, is_retryable
+from erp.db import backoff, current_db_role, current_tenant, is_retryable, one_flight_scope
 from erp.errors import Problem
 from erp.registry import registry
 
@@ -84,20 +84,12 @@ def one_flight(view: Callable[P, T]) -> Callable[P, T]:
     """Mark a view whose database work is one `erp.db.call_one`, as its last step: when
     nothing ran before it in the request's transaction (no Idempotency-Key lookup, say),
     that call is sent with BEGIN, the tenant pin and COMMIT as one message, one round
-    trip (docs/domains.md, "How to add a fast command"). A statement after it raises
-    instead of running in a second transaction."""
+    trip (`erp.db.one_flight_scope`; docs/domains.md, "How to add a fast command")."""
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        setattr(g, ONE_FLIGHT, True)  # again on a retry of the view
-        try:
-            result = view(*args, **kwargs)
-        except BaseException:
-            g.pop(ONE_FLIGHT, None)  # nothing committed: a retry starts afresh
-            raise
-        if g.get(ONE_FLIGHT) is True:  # the call did not fly alone: nothing to guard
-            g.pop(ONE_FLIGHT)
-        return result
+        with one_flight_scope():  # afresh on a retry of the view
+            return view(*args, **kwargs)
 
     return wrapper
 

@@ -13,6 +13,7 @@ import pytest
 
 from erp import create_app
 from erp.config import Settings
+from erp.db import call_one
 from erp.domains import DOMAINS
 from erp.extensions import db, queue
 from erp.http import ErpFlask
@@ -119,6 +120,30 @@ def test_a_one_flight_call_is_its_own_transaction_in_one_message(
     # The next request on the same pooled connection is pinned afresh.
     again = client.post("/api/v1/sample/probe", headers=tenant.headers).get_json()
     assert again["message"].startswith("BEGIN; SET LOCAL")
+
+
+def test_a_job_runs_a_one_flight_unit_of_work(
+    app: ErpFlask, tenant: TenantHandle, settings: Any
+) -> None:
+    from tests.core.sample_domain import services as sample
+
+    def work(s: Any) -> Any:
+        return call_one(s, sample.PROBE, {})
+
+    with app.app_context():
+        alone = db.unit_of_work(work, tenant=tenant.id, one_flight=True)
+        joined = db.unit_of_work(work, tenant=tenant.id)
+
+        def twice(s: Any) -> Any:
+            work(s)
+            return work(s)
+
+        with pytest.raises(RuntimeError, match="after its call committed"):
+            db.unit_of_work(twice, tenant=tenant.id, one_flight=True)
+    tenant_of, message_of = 0, 2  # the probe's columns
+    assert alone[message_of].startswith("BEGIN; SET LOCAL app.tenant_id = ")
+    assert alone[tenant_of] == joined[tenant_of] == str(tenant.id)
+    assert not joined[message_of].startswith("BEGIN")
 
 
 def test_a_statement_after_a_one_flight_call_is_refused(

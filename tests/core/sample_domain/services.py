@@ -18,7 +18,7 @@ def freeze() -> dict[str, Any]:
     return {}
 
 
-_PROBE = """
+PROBE = """
     SELECT current_setting('app.tenant_id') AS tenant,
            current_setting('statement_timeout') AS statement_timeout,
            current_query() AS message
@@ -27,7 +27,7 @@ _PROBE = """
 
 def probe() -> dict[str, Any]:
     """What the database saw: the pinned tenant, the timeout, the message the call came in."""
-    row = call_one(db.session, _PROBE, {})
+    row = call_one(db.session, PROBE, {})
     return {"tenant": row[0], "statement_timeout": row[1], "message": row[2]}
 
 
