@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
-from erp.http import one_flight
+from erp.http import json_response, one_flight
 from erp.idempotency import idempotent
 from erp.ledger import closing, periods, queries, reports, schemas, services
 from erp.ledger.commands import Balance, EntryIn, NewAccount, PostTransaction, TransactionView
@@ -127,9 +127,9 @@ class Transactions(MethodView):
     @blp.arguments(schemas.TransactionIn)
     @blp.response(201, schemas.TransactionOut)
     @one_flight
-    def post(self, body: dict[str, Any]) -> TransactionView:
+    def post(self, body: dict[str, Any]) -> Response:
         """Post a balanced transaction (or hold it with status "pending")."""
-        return services.post_transaction(db.session, _command(body))
+        return json_response(services.post_transaction(db.session, _command(body)).to_json(), 201)
 
 
 @blp.route("/transactions/<tx_id>")
