@@ -315,3 +315,16 @@ def test_settings_read_rate_limits_and_name_the_variable_when_malformed(
         monkeypatch.setenv("RATE_LIMITS", bad)
         with pytest.raises(ValueError, match=r"^RATE_LIMITS: "):
             Settings.from_env()
+
+
+def test_a_flushed_script_is_loaded_again_and_counting_stays_in_redis(
+    make_app: AppFactory, own_redis: OwnRedis, tenant: TenantHandle
+) -> None:
+    url = own_redis.start()
+    client = limited(make_app, url, key="10/minute").test_client()
+    assert client.get(ME, headers=tenant.headers).headers["RateLimit-Remaining"] == "9"
+    with Redis.from_url(url) as direct:
+        direct.script_flush()  # a restarted or failed-over server knows no scripts
+        assert client.get(ME, headers=tenant.headers).headers["RateLimit-Remaining"] == "8"
+        (key,) = direct.keys("LIMITS:*")
+        assert int(direct.get(key) or 0) == 2  # both requests counted in Redis

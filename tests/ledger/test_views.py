@@ -17,7 +17,7 @@ def _view(**changes: Any) -> TransactionView:
     at = datetime(2026, 3, 1, 12, 30, 0, 120, tzinfo=UTC)
     base: dict[str, Any] = {
         "id": uuid.uuid4(),
-        "description": "Ünïcode \u2028 \"quoted\"",
+        "description": 'Ünïcode \u2028 "quoted"',
         "status": "posted",
         "kind": "standard",
         "effective_at": at,
