@@ -18,7 +18,7 @@ def create_app(
     from erp import docs_assets, health, inputs, openapi, ratelimit
     from erp.errors import register_error_handlers
     from erp.extensions import Api, db, queue
-    from erp.http import install_request_hooks
+    from erp.http import check_no_async_views, install_request_hooks
     from erp.logs import configure_logging
     from erp.registry import APP_KEY, default_registry
 
@@ -62,4 +62,5 @@ def create_app(
     app.extensions[APP_KEY] = domains
     for blueprint in domains.blueprints:
         api.register_blueprint(blueprint)
+    check_no_async_views(app)
     return app

@@ -171,3 +171,20 @@ def test_a_domain_cli_group_is_part_of_erp() -> None:
     assert result.exit_code == 0, result.output
     assert "compact" in result.output
     assert "ledger" in CliRunner().invoke(main, ["--help"]).output
+
+
+def test_a_coroutine_view_is_refused_at_startup(settings: Settings) -> None:
+    from erp.extensions import Blueprint
+    from erp.registry import Registry
+
+    blp = Blueprint("async_sample", __name__, url_prefix="/api/v1/async-sample")
+
+    @blp.route("/x")
+    @blp.response(200)
+    async def x() -> dict[str, str]:
+        return {}
+
+    domains = Registry()
+    domains.blueprint(blp)
+    with pytest.raises(TypeError, match="is a coroutine"):
+        create_app(settings, domains=domains)
