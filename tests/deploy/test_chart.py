@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from erp.config import Settings
 from tests import servers
 from tests.deploy import tools
 from tests.deploy.conftest import Manifests, env_of, find, pod_spec, run_helm
@@ -391,3 +392,20 @@ def test_notes(helm: str) -> None:
     notes = got.stdout.split("NOTES:", 1)[1]
     assert "helm test rel -n erp" in notes
     assert "port-forward svc/rel-erp" in notes
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_app_accepts_the_rendered_settings(
+    rendered: Callable[[str], Manifests], name: str
+) -> None:
+    """The ConfigMap and the migrate Job's inline settings read back through
+    Settings.from_env without an error (a value the schema let through, the app takes)."""
+    ms = rendered(name)
+    (config,) = (
+        m["data"] for m in ms if m["kind"] == "ConfigMap" and "pgbouncer.ini" not in m["data"]
+    )
+    checked = Settings.from_env({**config, "DATABASE_URL": "postgresql://erp_app@db/erp"})
+    assert checked.log_level == "INFO"
+    for m in (m for m in ms if m["kind"] == "Job"):
+        inline = {k: v for k, v in env_of(_containers(m)[0]).items() if isinstance(v, str)}
+        assert inline == config  # the hook sees the same settings as the pods
