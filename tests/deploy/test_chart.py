@@ -409,3 +409,17 @@ def test_the_app_accepts_the_rendered_settings(
     for m in (m for m in ms if m["kind"] == "Job"):
         inline = {k: v for k, v in env_of(_containers(m)[0]).items() if isinstance(v, str)}
         assert inline == config  # the hook sees the same settings as the pods
+
+
+def test_numbers_render_as_integers(template: Callable[..., Any]) -> None:
+    """YAML numbers reach templates as floats: 10485760 must not become 1.048576e+07."""
+    got = template(
+        tools.VALUES["default"],
+        sets=("config.MAX_CONTENT_LENGTH=10485760", "config.DB_POOL_RECYCLE=-1"),
+        extra=("-s", "templates/configmap.yaml"),
+    )
+    assert got.returncode == 0, got.stderr
+    data = yaml.safe_load(got.stdout)["data"]
+    assert data["MAX_CONTENT_LENGTH"] == "10485760"
+    assert data["DB_POOL_RECYCLE"] == "-1"
+    Settings.from_env(data)

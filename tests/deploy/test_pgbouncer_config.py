@@ -4,6 +4,8 @@ DB_PREPARE_THRESHOLD=none) and a tenant pin does not outlive its transaction."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +23,17 @@ from tests import servers
 from tests.deploy import tools
 from tests.deploy.conftest import find
 from tests.rls.test_pgbouncer import _as_unprivileged, _binary, _free_port, _wait_ready
+
+
+def _run_as(workdir: Path, host: str) -> list[str]:
+    """pgbouncer refuses root: as root, run it as the owner of the embedded server's
+    socket directory (only it may connect there), else as postgres."""
+    if os.geteuid() != 0 or not host.startswith("/"):
+        return _as_unprivileged(workdir)
+    owner = Path(host).stat()
+    for path in (workdir, *workdir.iterdir()):
+        os.chown(path, owner.st_uid, owner.st_gid)
+    return ["-u", pwd.getpwuid(owner.st_uid).pw_name]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +68,7 @@ def chart_bouncer(
     ini = ini.replace("/etc/pgbouncer/secret/userlist.txt", str(workdir / "userlist.txt"))
     ini += f"logfile = {workdir}/pgbouncer.log\n"
     (workdir / "pgbouncer.ini").write_text(ini)
-    cmd = [binary, *_as_unprivileged(workdir), str(workdir / "pgbouncer.ini")]
+    cmd = [binary, *_run_as(workdir, host), str(workdir / "pgbouncer.ini")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"postgresql://erp_app:{servers.APP_PASSWORD}@127.0.0.1:{port}/{db_name}"
     try:

@@ -64,17 +64,28 @@ checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
 {{- define "erp.settings" -}}
 {{- $out := dict -}}
 {{- range $name, $value := .Values.config -}}
-{{- if ne (toString $value) "" -}}
-{{- $_ := set $out $name (toString $value) -}}
+{{- $text := include "erp.text" $value -}}
+{{- if ne $text "" -}}
+{{- $_ := set $out $name $text -}}
 {{- end -}}
 {{- end -}}
 {{- if .Values.pgbouncer.enabled -}}
 {{- $_ := set $out "DB_PREPARE_THRESHOLD" "none" -}}
 {{- end -}}
 {{- range $name, $value := .Values.extraEnv -}}
-{{- $_ := set $out $name (toString $value) -}}
+{{- $_ := set $out $name (include "erp.text" $value) -}}
 {{- end -}}
 {{- toYaml $out -}}
+{{- end -}}
+
+{{/* A value as an environment variable's text: numbers from YAML arrive as floats
+     (10485760 would print as 1.048576e+07), integers are written as integers. */}}
+{{- define "erp.text" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) -}}
+{{- . | int64 | toString -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "erp.settingsEnv" -}}
