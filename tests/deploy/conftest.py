@@ -35,6 +35,7 @@ def template(helm: str) -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def render(*values: Path, sets: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> Any:
         args = ["template", "rel", str(tools.CHART), "--namespace", "erp"]
+        args += ["--kube-version", tools.KUBERNETES_VERSION]  # the chart's kubeVersion admits it
         for v in values:
             args += ["-f", str(v)]
         for s in sets:
