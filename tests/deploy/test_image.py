@@ -13,6 +13,7 @@ import uuid
 import venv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -74,6 +75,15 @@ def _copies(stage: Stage) -> list[tuple[list[str], str]]:
     return out
 
 
+def _ignored() -> Any:
+    """The .dockerignore's `**/<name>` patterns, as copytree's ignore (what the context
+    leaves out everywhere, e.g. an editable install's egg-info)."""
+    lines = (servers.ROOT / ".dockerignore").read_text().splitlines()
+    names = [ln[3:] for ln in lines if ln.startswith("**/")]
+    assert "*.egg-info" in names
+    return shutil.ignore_patterns(*names)
+
+
 def _replay(stage: Stage, root: Path) -> Path:
     """Copy what the stage's COPY lines take from the context under root/<WORKDIR>."""
     workdir = root / _workdir(stage).lstrip("/")
@@ -85,7 +95,7 @@ def _replay(stage: Stage, root: Path) -> Path:
             into = target / Path(src).name if dest.endswith("/") else target
             into.parent.mkdir(parents=True, exist_ok=True)
             if origin.is_dir():
-                shutil.copytree(origin, into, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(origin, into, ignore=_ignored())
             else:
                 shutil.copy2(origin, into)
     return workdir
