@@ -129,6 +129,9 @@ def test_checkov_passes(
         (("image.digest=latest",), r"/image/digest"),
         (("pgbouncer.enabled=true",), r"POOLED_DATABASE_URL"),
         (("ingress.hosts[0].paths[0].pathType=Anything",), r"/ingress/hosts/0/paths/0/pathType"),
+        # (the validator names the wrong path for a property name; the name is right)
+        (("extraEnv.SECRET_KEY=inline",), r"invalid propertyName 'SECRET_KEY'"),
+        (("extraEnv.lower=1",), r"'lower' does not match pattern"),
     ],
 )
 def test_bad_values_fail_with_the_schemas_message(
