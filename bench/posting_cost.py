@@ -12,7 +12,9 @@ holds one tenant on the default chart plus bench accounts; then, one thread:
 - `guarded`: the credit side is a `non_negative` asset account funded beforehand, so
   the posting must lock it and read its balance.
 
-Each posting is its own `db.unit_of_work` (BEGIN, tenant pin, the service, COMMIT).
+Each posting is its own `db.unit_of_work` (BEGIN, tenant pin, the service, COMMIT);
+the `... one flight` variants pass `one_flight=True`, which sends the four as one
+message (docs/domains.md, "How to add a fast command").
 Round trips are counted on the wire over 100 postings: libpq's trace of the
 connection, one per simple Query or extended-protocol Sync the client sends.
 The `SQLAlchemy` column counts the statements that went through SQLAlchemy
@@ -108,30 +110,41 @@ def main() -> None:
             )
             rng = random.Random(15)
 
-            def post(entries: list[EntryIn]) -> None:
+            def post(entries: list[EntryIn], one_flight: bool = False) -> None:
                 cmd = PostTransaction(description="posting cost", entries=entries)
-                db.unit_of_work(lambda s: ledger.post_transaction(s, cmd), tenant=tenant)
+                db.unit_of_work(
+                    lambda s: ledger.post_transaction(s, cmd), tenant=tenant, one_flight=one_flight
+                )
 
-            def plain() -> None:
+            def plain(one_flight: bool = False) -> None:
                 n = rng.randint(1, 10_000)
                 post(
                     [
                         EntryIn(rng.choice(assets), n, CURRENCY),
                         EntryIn(rng.choice(revenues), -n, CURRENCY),
-                    ]
+                    ],
+                    one_flight,
                 )
 
-            def guarded() -> None:
-                post([EntryIn(rng.choice(assets), 1, CURRENCY), EntryIn(vault, -1, CURRENCY)])
+            def guarded(one_flight: bool = False) -> None:
+                post(
+                    [EntryIn(rng.choice(assets), 1, CURRENCY), EntryIn(vault, -1, CURRENCY)],
+                    one_flight,
+                )
 
-            total = args.postings + args.warmup + TRACED + 1
+            total = 2 * (args.postings + args.warmup + TRACED + 1)
             post([EntryIn(vault, total, CURRENCY), EntryIn(revenues[0], -total, CURRENCY)])
             counter = WireCounter(db.engine)
             try:
                 print(f"{args.postings} postings per variant, one thread, {CURRENCY}")
-                print(f"{'variant':<8} {'round trips':>12} {'SQLAlchemy':>11} "
+                print(f"{'variant':<20} {'round trips':>12} {'SQLAlchemy':>11} "
                       f"{'CPU ms/posting':>15} {'wall ms/posting':>16}")  # fmt: skip
-                for name, fn in (("plain", plain), ("guarded", guarded)):
+                for name, fn in (
+                    ("plain", plain),
+                    ("guarded", guarded),
+                    ("plain one flight", lambda: plain(True)),
+                    ("guarded one flight", lambda: guarded(True)),
+                ):
                     _measure(name, fn, args.postings, args.warmup, counter)
             finally:
                 counter.close()
@@ -155,7 +168,7 @@ def _measure(name: str, fn: Callable[[], None], n: int, warmup: int, counter: Wi
     cpu = time.process_time() - cpu
     wall = time.perf_counter() - wall
     print(
-        f"{name:<8} {trips:>12.2f} {statements:>11.2f} "
+        f"{name:<20} {trips:>12.2f} {statements:>11.2f} "
         f"{cpu / n * 1000:>15.3f} {wall / n * 1000:>16.3f}"
     )
 
