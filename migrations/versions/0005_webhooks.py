@@ -54,7 +54,9 @@ def upgrade() -> None:
             FOREIGN KEY (tenant_id, id) REFERENCES webhooks.outbox_events (tenant_id, id)
         );
     """)
-    tenant_table("webhooks.dispatch", "SELECT, INSERT, DELETE")
+    # UPDATE on one column only because FOR UPDATE SKIP LOCKED requires it; rows are
+    # claimed and deleted, never changed.
+    tenant_table("webhooks.dispatch", "SELECT, INSERT, DELETE, UPDATE (created_at)")
 
     run_sql("""
         CREATE TABLE webhooks.messages (

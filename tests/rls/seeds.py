@@ -37,7 +37,9 @@ class SeedContext:
             headers["Idempotency-Key"] = f"seed-{key}-{self.tenant.id}"
         r = self.client.open(path, method=method, json=body, headers=headers)
         body = r.get_json(silent=True)
-        assert r.status_code in (200, 201, 202, 204), f"seed {method} {path}: {r.status_code} {body}"
+        assert r.status_code in (200, 201, 202, 204), (
+            f"seed {method} {path}: {r.status_code} {body}"
+        )
         return body
 
 

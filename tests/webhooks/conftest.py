@@ -125,9 +125,7 @@ def deliver_all(q: Queue, *tenants: TenantHandle) -> None:
 
 
 def create_endpoint(client: Any, tenant: TenantHandle, url: str, **body: Any) -> dict[str, Any]:
-    r = client.post(
-        "/api/v1/webhooks/endpoints", json={"url": url, **body}, headers=tenant.headers
-    )
+    r = client.post("/api/v1/webhooks/endpoints", json={"url": url, **body}, headers=tenant.headers)
     assert r.status_code == 201, r.get_json()
     return dict(r.get_json())
 

@@ -71,8 +71,8 @@ def literal_refused(host: str, scheme: str, allowed: tuple[str, ...]) -> str | N
         return "Only https URLs are allowed."
     try:
         public = is_public(host)
-    except ValueError:  # a name: judged at each attempt, after resolving it
-        return "localhost is not allowed." if host == "localhost" else None
+    except ValueError:  # a name (localhost too): judged at each attempt, after resolving it
+        return None
     return None if public else "The address is not public."
 
 
