@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
+import pytest
 from rq import Queue
 from sqlalchemy import Engine, text
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from erp.webhooks import delivery, dispatcher
 from tests.conftest import TenantHandle
@@ -66,18 +68,22 @@ def test_a_posted_transaction_is_delivered_signed(
     event = client.get(
         f"/api/v1/webhooks/events/{got.headers['webhook-id']}", headers=tenant.headers
     ).get_json()
-    assert event["data"] == doc["data"] and event["type"] == doc["type"]
+    assert event["data"] == doc["data"]
+    assert event["type"] == doc["type"]
     types = client.get("/api/v1/webhooks/event-types", headers=tenant.headers).get_json()
     schema = next(t["schema"] for t in types["items"] if t["type"] == doc["type"])
     jsonschema.validate(doc["data"], schema)
 
     (message,) = _messages(client, tenant, endpoint["id"])
-    assert message["status"] == "delivered" and message["attempts"] == 1
+    assert message["status"] == "delivered"
+    assert message["attempts"] == 1
     assert message["event_id"] == got.headers["webhook-id"]
     assert message["next_attempt_at"] is None
     (attempt,) = _attempts(client, tenant, endpoint["id"])
-    assert attempt["status"] == "succeeded" and attempt["response_status"] == 200
-    assert attempt["response_body"] == "ok" and attempt["error"] is None
+    assert attempt["status"] == "succeeded"
+    assert attempt["response_status"] == 200
+    assert attempt["response_body"] == "ok"
+    assert attempt["error"] is None
     assert attempt["message_id"] == message["id"]
 
 
@@ -92,7 +98,8 @@ def test_the_filter_and_disabled_endpoints_decide_who_gets_a_message(
     post_transaction(client, tenant)
     deliver_all(hooks_queue, tenant)
     assert len(subscribed.requests) == 1
-    assert other.requests == [] and off.requests == []
+    assert other.requests == []
+    assert off.requests == []
 
 
 def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(
@@ -107,7 +114,8 @@ def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(
     post_transaction(client, tenant)
     deliver_all(hooks_queue, tenant)
     (message,) = _messages(client, tenant, endpoint["id"])
-    assert message["status"] == "pending" and message["attempts"] == 1
+    assert message["status"] == "pending"
+    assert message["attempts"] == 1
     due = datetime.fromisoformat(message["next_attempt_at"])
     delay = (due - datetime.fromisoformat(message["created_at"])).total_seconds()
     assert 4.0 <= delay <= 6.5  # 5 s ± 10 % jitter (plus the attempt's own time)
@@ -122,7 +130,8 @@ def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(
     bodies = {r.body for r in receiver.requests}
     assert len(bodies) == 1  # the same bytes at every attempt
     (message,) = _messages(client, tenant, endpoint["id"])
-    assert message["status"] == "delivered" and message["attempts"] == 3
+    assert message["status"] == "delivered"
+    assert message["attempts"] == 3
     attempts = _attempts(client, tenant, endpoint["id"])
     assert [a["response_status"] for a in attempts] == [200, 503, 500]
     assert [a["error"] for a in attempts] == [None, "http_status", "http_status"]
@@ -131,9 +140,12 @@ def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(
 
 
 def test_the_schedule_ends_in_failed(
-    client: Any, tenant: TenantHandle, make_receiver: Any, hooks_queue: Queue,
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
     owner_engine: Engine,
-) -> None:  # fmt: skip
+) -> None:
     receiver = make_receiver(statuses=[500])
     endpoint = create_endpoint(client, tenant, receiver.url)
     post_transaction(client, tenant)
@@ -143,7 +155,8 @@ def test_the_schedule_ends_in_failed(
         deliver_all(hooks_queue, tenant)
     assert len(receiver.requests) == 1 + len(delivery.SCHEDULE)
     (message,) = _messages(client, tenant, endpoint["id"])
-    assert message["status"] == "failed" and message["next_attempt_at"] is None
+    assert message["status"] == "failed"
+    assert message["next_attempt_at"] is None
     _make_due(owner_engine, tenant)
     deliver_all(hooks_queue, tenant)
     assert len(receiver.requests) == 1 + len(delivery.SCHEDULE)
@@ -154,7 +167,8 @@ def test_the_schedule_ends_in_failed(
     r = client.post(
         f"{BASE}/{endpoint['id']}/recover", json={"since": since}, headers=tenant.headers
     )
-    assert r.status_code == 202 and r.get_json() == {"messages": 1}
+    assert r.status_code == 202
+    assert r.get_json() == {"messages": 1}
     run_worker(hooks_queue)
     (message,) = _messages(client, tenant, endpoint["id"])
     assert message["status"] == "delivered"
@@ -172,9 +186,12 @@ def test_retry_schedule_has_the_documented_steps_with_jitter() -> None:
 
 
 def test_410_disables_the_endpoint_audits_and_emits_an_event(
-    client: Any, tenant: TenantHandle, make_receiver: Any, hooks_queue: Queue,
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
     owner_engine: Engine,
-) -> None:  # fmt: skip
+) -> None:
     gone = make_receiver(statuses=[410])
     watcher = make_receiver()
     endpoint = create_endpoint(client, tenant, gone.url)
@@ -184,20 +201,24 @@ def test_410_disables_the_endpoint_audits_and_emits_an_event(
     deliver_all(hooks_queue, tenant)
     assert len(gone.requests) == 1  # the second message is not attempted
     shown = client.get(f"{BASE}/{endpoint['id']}", headers=tenant.headers).get_json()
-    assert shown["disabled"] is True and shown["disabled_reason"] == "gone"
+    assert shown["disabled"] is True
+    assert shown["disabled_reason"] == "gone"
     statuses = sorted(m["status"] for m in _messages(client, tenant, endpoint["id"]))
     assert statuses == ["failed", "failed"]
     deliver_all(hooks_queue, tenant)  # the disabled event reaches the watcher
     (told,) = watcher.requests
     doc = Webhook(watch["secret"]).verify(told.body, told.headers)
     assert doc["type"] == "webhook_endpoint.disabled"
-    assert doc["data"]["id"] == endpoint["id"] and "secret" not in doc["data"]
+    assert doc["data"]["id"] == endpoint["id"]
+    assert "secret" not in doc["data"]
     with owner_engine.connect() as conn:
         actions = conn.execute(
-            text("SELECT action, details FROM iam.audit_log WHERE tenant_id = :t "
-                 "AND subject_id = :e ORDER BY occurred_at"),
+            text(
+                "SELECT action, details FROM iam.audit_log WHERE tenant_id = :t "
+                "AND subject_id = :e ORDER BY occurred_at"
+            ),
             {"t": tenant.id, "e": endpoint["id"]},
-        ).all()  # fmt: skip
+        ).all()
     assert ("webhooks.endpoint.disabled", {"reason": "gone"}) in [tuple(a) for a in actions]
     # a disabled endpoint gets no new messages, and refuses recover and test
     post_transaction(client, tenant)
@@ -212,9 +233,12 @@ def test_410_disables_the_endpoint_audits_and_emits_an_event(
 
 
 def test_failing_for_five_days_disables_the_endpoint(
-    client: Any, tenant: TenantHandle, make_receiver: Any, hooks_queue: Queue,
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
     owner_engine: Engine,
-) -> None:  # fmt: skip
+) -> None:
     receiver = make_receiver(statuses=[500])
     endpoint = create_endpoint(client, tenant, receiver.url)
     post_transaction(client, tenant)
@@ -230,18 +254,23 @@ def test_failing_for_five_days_disables_the_endpoint(
     _make_due(owner_engine, tenant)
     deliver_all(hooks_queue, tenant)
     shown = client.get(f"{BASE}/{endpoint['id']}", headers=tenant.headers).get_json()
-    assert shown["disabled"] is True and shown["disabled_reason"] == "failing"
+    assert shown["disabled"] is True
+    assert shown["disabled_reason"] == "failing"
     events = client.get(
-        "/api/v1/webhooks/events", query_string={"type": "webhook_endpoint.disabled"},
+        "/api/v1/webhooks/events",
+        query_string={"type": "webhook_endpoint.disabled"},
         headers=tenant.headers,
-    ).get_json()["items"]  # fmt: skip
+    ).get_json()["items"]
     assert [e["data"]["disabled_reason"] for e in events] == ["failing"]
 
 
 def test_a_success_clears_the_failing_clock(
-    client: Any, tenant: TenantHandle, make_receiver: Any, hooks_queue: Queue,
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
     owner_engine: Engine,
-) -> None:  # fmt: skip
+) -> None:
     receiver = make_receiver(statuses=[500, 200])
     endpoint = create_endpoint(client, tenant, receiver.url)
     post_transaction(client, tenant)
@@ -264,9 +293,11 @@ def test_redirects_are_not_followed(
     endpoint = create_endpoint(client, tenant, hop.url)
     post_transaction(client, tenant)
     deliver_all(hooks_queue, tenant)
-    assert len(hop.requests) == 1 and target.requests == []
+    assert len(hop.requests) == 1
+    assert target.requests == []
     (attempt,) = _attempts(client, tenant, endpoint["id"])
-    assert attempt["error"] == "redirect" and attempt["response_status"] == 307
+    assert attempt["error"] == "redirect"
+    assert attempt["response_status"] == 307
 
 
 def test_only_the_first_4_kib_of_the_answer_is_kept(
@@ -292,7 +323,8 @@ def test_a_name_resolving_to_loopback_is_refused_after_dns(
     deliver_all(hooks_queue, tenant)
     assert receiver.requests == []
     (attempt,) = _attempts(client, tenant, endpoint["id"])
-    assert attempt["error"] == "refused_address" and attempt["status"] == "failed"
+    assert attempt["error"] == "refused_address"
+    assert attempt["status"] == "failed"
     assert attempt["response_status"] is None
 
 
@@ -321,7 +353,8 @@ def test_the_test_ping_reaches_one_endpoint_whatever_its_filter(
     deliver_all(hooks_queue, tenant)
     (got,) = pinged.requests
     doc = Webhook(endpoint["secret"]).verify(got.body, got.headers)
-    assert doc["type"] == "webhook.test" and doc["data"] == {"endpoint_id": endpoint["id"]}
+    assert doc["type"] == "webhook.test"
+    assert doc["data"] == {"endpoint_id": endpoint["id"]}
     assert bystander.requests == []
 
 
@@ -338,7 +371,8 @@ def test_retry_makes_one_attempt_now_with_the_same_id(
     )
     assert r.status_code == 202, r.get_json()
     run_worker(hooks_queue)
-    assert len(receiver.requests) == 2 and len(set(receiver.ids())) == 1
+    assert len(receiver.requests) == 2
+    assert len(set(receiver.ids())) == 1
     r = client.post(
         f"{BASE}/{endpoint['id']}/messages/{uuid.uuid4()}/retry", headers=tenant.headers
     )
@@ -346,9 +380,12 @@ def test_retry_makes_one_attempt_now_with_the_same_id(
 
 
 def test_rotation_sends_both_signatures_for_24_hours(
-    client: Any, tenant: TenantHandle, receiver: Receiver, hooks_queue: Queue,
+    client: Any,
+    tenant: TenantHandle,
+    receiver: Receiver,
+    hooks_queue: Queue,
     owner_engine: Engine,
-) -> None:  # fmt: skip
+) -> None:
     endpoint = create_endpoint(client, tenant, receiver.url)
     old = endpoint["secret"]
     new = client.post(f"{BASE}/{endpoint['id']}/rotate-secret", headers=tenant.headers).get_json()[
@@ -372,18 +409,17 @@ def test_rotation_sends_both_signatures_for_24_hours(
     got = receiver.requests[-1]
     assert got.headers["webhook-signature"].count("v1,") == 1
     Webhook(new).verify(got.body, got.headers)
-    try:
+    with pytest.raises(WebhookVerificationError):
         Webhook(old).verify(got.body, got.headers)
-    except Exception:  # noqa: BLE001
-        pass
-    else:
-        raise AssertionError("the old secret still verifies after the overlap")
 
 
 def test_deleting_an_endpoint_cancels_its_pending_messages(
-    client: Any, tenant: TenantHandle, make_receiver: Any, hooks_queue: Queue,
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
     owner_engine: Engine,
-) -> None:  # fmt: skip
+) -> None:
     receiver = make_receiver(statuses=[500])
     endpoint = create_endpoint(client, tenant, receiver.url)
     post_transaction(client, tenant)

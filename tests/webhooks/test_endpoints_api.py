@@ -39,14 +39,22 @@ def test_create_shows_the_secret_once_and_stores_it_encrypted(
     assert r.status_code == 201, r.get_json()
     out = r.get_json()
     assert set(out) == {
-        "id", "url", "description", "event_types", "disabled", "disabled_reason",
-        "created_at", "secret",
-    }  # fmt: skip
+        "id",
+        "url",
+        "description",
+        "event_types",
+        "disabled",
+        "disabled_reason",
+        "created_at",
+        "secret",
+    }
     assert out["url"] == body["url"]
     assert out["event_types"] == ["ledger.transaction.posted"]
-    assert out["disabled"] is False and out["disabled_reason"] is None
+    assert out["disabled"] is False
+    assert out["disabled_reason"] is None
     secret = out["secret"]
-    assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret[6:])) == 32
 
     replay = client.post(BASE, json=body, headers=headers)
     assert replay.status_code == 201
@@ -62,7 +70,8 @@ def test_create_shows_the_secret_once_and_stores_it_encrypted(
         stored = conn.execute(
             text("SELECT secret FROM webhooks.endpoints WHERE id = :id"), {"id": out["id"]}
         ).scalar_one()
-    assert secret not in stored and secret[6:] not in stored
+    assert secret not in stored
+    assert secret[6:] not in stored
     assert SecretBox([TEST_ENCRYPTION_KEY]).decrypt(stored) == secret
 
 
@@ -107,22 +116,29 @@ def test_update_disable_enable_and_delete(client: Any, tenant: TenantHandle) -> 
     made = create_endpoint(client, tenant, "https://example.com/a")
     url = f"{BASE}/{made['id']}"
     r = client.patch(url, json={}, headers=tenant.headers)
-    assert r.status_code == 200 and r.get_json()["url"] == made["url"]
+    assert r.status_code == 200
+    assert r.get_json()["url"] == made["url"]
     r = client.patch(
         url,
-        json={"url": "https://example.org/b", "event_types": ["ledger.transaction.posted"],
-              "description": None},
+        json={
+            "url": "https://example.org/b",
+            "event_types": ["ledger.transaction.posted"],
+            "description": None,
+        },
         headers=tenant.headers,
-    )  # fmt: skip
+    )
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["url"] == "https://example.org/b"
     off = client.patch(url, json={"disabled": True}, headers=tenant.headers).get_json()
-    assert off["disabled"] is True and off["disabled_reason"] == "manual"
+    assert off["disabled"] is True
+    assert off["disabled_reason"] == "manual"
     assert client.post(f"{url}/test", headers=tenant.headers).status_code == 409
     on = client.patch(url, json={"disabled": False}, headers=tenant.headers).get_json()
-    assert on["disabled"] is False and on["disabled_reason"] is None
+    assert on["disabled"] is False
+    assert on["disabled_reason"] is None
     bad = client.patch(url, json={"url": "http://example.org/"}, headers=tenant.headers)
-    assert bad.status_code == 422 and "url" in bad.get_json()["errors"]
+    assert bad.status_code == 422
+    assert "url" in bad.get_json()["errors"]
     bad = client.patch(url, json={"event_types": None, "created_at": "x"}, headers=tenant.headers)
     assert bad.status_code == 422
     assert client.delete(url, headers=tenant.headers).status_code == 204
@@ -153,10 +169,12 @@ def test_another_tenants_endpoint_is_404_everywhere(
 
 def test_malformed_ids_name_the_parameter(client: Any, tenant: TenantHandle) -> None:
     r = client.get(f"{BASE}/nope", headers=tenant.headers)
-    assert r.status_code == 422 and "endpoint_id" in r.get_json()["errors"]
+    assert r.status_code == 422
+    assert "endpoint_id" in r.get_json()["errors"]
     made = create_endpoint(client, tenant, "https://example.com/a")
     r = client.post(f"{BASE}/{made['id']}/messages/nope/retry", headers=tenant.headers)
-    assert r.status_code == 422 and "message_id" in r.get_json()["errors"]
+    assert r.status_code == 422
+    assert "message_id" in r.get_json()["errors"]
 
 
 def test_scopes(client: Any, ops_headers: dict[str, str]) -> None:
@@ -191,11 +209,13 @@ def test_recover_checks_its_window(client: Any, tenant: TenantHandle) -> None:
     made = create_endpoint(client, tenant, "https://example.com/a")
     url = f"{BASE}/{made['id']}/recover"
     r = client.post(url, json={"since": "2020-01-01T00:00:00Z"}, headers=tenant.headers)
-    assert r.status_code == 422 and "since" in r.get_json()["errors"]
+    assert r.status_code == 422
+    assert "since" in r.get_json()["errors"]
     r = client.post(url, json={"since": "2026-12-01T00:00"}, headers=tenant.headers)
     assert r.status_code == 422  # naive time
     r = client.post(url, json={}, headers=tenant.headers)
-    assert r.status_code == 422 and "since" in r.get_json()["errors"]
+    assert r.status_code == 422
+    assert "since" in r.get_json()["errors"]
 
 
 def test_event_types_are_served_with_schemas(client: Any, tenant: TenantHandle) -> None:
