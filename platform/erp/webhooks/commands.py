@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 #: The one type no endpoint subscribes to: `POST .../test` sends it to one endpoint.
 TEST_EVENT = "webhook.test"
 #: Emitted when the system disables an endpoint (410, or failing for 5 days).
 DISABLED_EVENT = "webhook_endpoint.disabled"
+#: Retries after the first attempt (API.md, ±10 % jitter); then the message is failed.
+SCHEDULE = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
 
 
 @dataclass(frozen=True)

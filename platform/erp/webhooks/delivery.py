@@ -33,20 +33,11 @@ from sqlalchemy.orm import Session
 
 from erp.db import db
 from erp.webhooks import sender, services, signing
+from erp.webhooks.commands import SCHEDULE
 from erp.webhooks.models import Endpoint
 
 log = logging.getLogger("erp.webhooks")
 
-#: Retries after the first attempt (API.md): then the message is failed.
-SCHEDULE = (
-    timedelta(seconds=5),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=5),
-    timedelta(hours=10),
-    timedelta(hours=10),
-)
 JITTER = 0.10
 #: Messages per claim; a job claims again for the same endpoint until none is due.
 BATCH = 50

@@ -22,7 +22,13 @@ from erp.jobs import enqueue_after_commit
 from erp.registry import registry
 from erp.secretbox import current_box
 from erp.webhooks import sender, signing
-from erp.webhooks.commands import DISABLED_EVENT, TEST_EVENT, EndpointView, NewEndpoint
+from erp.webhooks.commands import (
+    DISABLED_EVENT,
+    SCHEDULE,
+    TEST_EVENT,
+    EndpointView,
+    NewEndpoint,
+)
 from erp.webhooks.models import Endpoint, Message, OutboxEvent
 
 #: Both signatures are sent for this long after a rotation (API.md, Webhooks).
@@ -295,8 +301,6 @@ def recover(s: Session, endpoint_id: uuid.UUID, since: datetime, until: datetime
 
 def retry_message(s: Session, endpoint_id: uuid.UUID, message_id: uuid.UUID) -> Message:
     """One attempt now, same webhook-id; a failed or delivered message makes only that one."""
-    from erp.webhooks.delivery import SCHEDULE
-
     endpoint = _enabled(s, endpoint_id)
     message = s.scalars(
         select(Message)
