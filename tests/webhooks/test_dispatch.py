@@ -338,3 +338,26 @@ def test_a_worker_killed_mid_delivery_is_redelivered_after_recovery(
         owner_engine, "SELECT status FROM webhooks.messages WHERE tenant_id = :t", t=tenant.id
     )
     assert status[0] == "delivered"
+
+
+def test_the_purge_removes_a_tenants_webhook_rows(
+    client: Any,
+    tenant: TenantHandle,
+    receiver: Receiver,
+    hooks_queue: Queue,
+    ops_headers: dict[str, str],
+    owner_url: str,
+    owner_engine: Engine,
+) -> None:
+    from erp.tenancy.purge import purge_due
+
+    create_endpoint(client, tenant, receiver.url)
+    post_transaction(client, tenant)
+    deliver_all(hooks_queue, tenant)
+    post_transaction(client, tenant)  # one event still waiting in dispatch
+    tables = ("endpoints", "dispatch", "messages", "attempts", "outbox_events")
+    count = " + ".join(f"(SELECT count(*) FROM webhooks.{t} WHERE tenant_id = :t)" for t in tables)
+    assert _rows(owner_engine, f"SELECT {count}", t=tenant.id)[0][0] >= 6
+    assert client.delete(f"/ops/v1/tenants/{tenant.id}", headers=ops_headers).status_code == 202
+    assert [tid for tid, _, _ in purge_due(owner_url, only=str(tenant.id))] == [tenant.id]
+    assert _rows(owner_engine, f"SELECT {count}", t=tenant.id)[0][0] == 0

@@ -226,3 +226,12 @@ def test_event_types_are_served_with_schemas(client: Any, tenant: TenantHandle) 
     assert {"ledger.transaction.posted", "webhook_endpoint.disabled"} <= set(items)
     assert "webhook.test" not in items
     assert items["ledger.transaction.posted"]["schema"]["type"] == "object"
+
+
+def test_erp_secrets_rotate_covers_both_secret_columns() -> None:
+    from erp.registry import default_registry
+    from erp.secretbox import EncryptedColumn
+
+    columns = default_registry().encrypted_columns
+    assert EncryptedColumn("webhooks.endpoints", "secret") in columns
+    assert EncryptedColumn("webhooks.endpoints", "previous_secret") in columns
