@@ -214,12 +214,14 @@ def test_410_disables_the_endpoint_audits_and_emits_an_event(
     with owner_engine.connect() as conn:
         actions = conn.execute(
             text(
-                "SELECT action, details FROM iam.audit_log WHERE tenant_id = :t "
+                "SELECT action, details, actor FROM iam.audit_log WHERE tenant_id = :t "
                 "AND subject_id = :e ORDER BY occurred_at"
             ),
             {"t": tenant.id, "e": endpoint["id"]},
         ).all()
-    assert ("webhooks.endpoint.disabled", {"reason": "gone"}) in [tuple(a) for a in actions]
+    assert ("webhooks.endpoint.disabled", {"reason": "gone"}, "system:webhooks") in [
+        tuple(a) for a in actions
+    ]
     # a disabled endpoint gets no new messages, and refuses recover and test
     post_transaction(client, tenant)
     deliver_all(hooks_queue, tenant)
@@ -471,3 +473,42 @@ def test_dispatcher_registers_with_the_scheduler() -> None:
     (task,) = [t for t in periodic_tasks() if t.name == "webhooks.sweep"]
     assert task.func == "erp.webhooks.jobs.sweep"
     assert dispatcher.sweep.__module__ == "erp.webhooks.dispatcher"
+
+
+def test_a_message_made_as_its_endpoint_was_disabled_or_deleted_settles(
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
+    owner_engine: Engine,
+) -> None:
+    """The fan-out read the endpoint before its disabling (or deletion) committed: the
+    message it made is pending on an inactive endpoint; the job settles it, sends nothing."""
+    off, gone = make_receiver(), make_receiver()
+    disabled = create_endpoint(client, tenant, off.url)
+    deleted = create_endpoint(client, tenant, gone.url)
+    post_transaction(client, tenant)
+    dispatcher.dispatch_tenant(tenant.id)
+    owner_sql(
+        owner_engine,
+        "UPDATE webhooks.endpoints SET disabled = true, disabled_reason = 'manual' WHERE id = :e",
+        e=disabled["id"],
+    )
+    owner_sql(
+        owner_engine,
+        "UPDATE webhooks.endpoints SET deleted_at = now() WHERE id = :e",
+        e=deleted["id"],
+    )
+    run_worker(hooks_queue)
+    assert off.requests == []
+    assert gone.requests == []
+    with owner_engine.connect() as conn:
+        statuses = dict(
+            conn.execute(
+                text(
+                    "SELECT endpoint_id::text, status FROM webhooks.messages WHERE tenant_id = :t"
+                ),
+                {"t": tenant.id},
+            ).all()
+        )
+    assert statuses == {disabled["id"]: "failed", deleted["id"]: "cancelled"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from erp.context import current_actor
 from erp.db import db
 from erp.webhooks import delivery, dispatcher
 
@@ -11,7 +12,11 @@ from erp.webhooks import delivery, dispatcher
 def deliver(tenant_id: str, message_ids: list[str]) -> int:
     """Deliver these messages (those still due and not leased by another job)."""
     db.fork_safe()
-    return delivery.deliver(uuid.UUID(tenant_id), [uuid.UUID(m) for m in message_ids])
+    token = current_actor.set("system:webhooks")  # who disables an endpoint, in the audit
+    try:
+        return delivery.deliver(uuid.UUID(tenant_id), [uuid.UUID(m) for m in message_ids])
+    finally:
+        current_actor.reset(token)
 
 
 def dispatch(tenant_id: str) -> int:

@@ -210,6 +210,14 @@ def _settle_pending(s: Session, endpoint_id: uuid.UUID, status: str) -> None:
     )
 
 
+def settle_inactive(s: Session, endpoint: Endpoint) -> None:
+    """Pending messages of a disabled (failed) or deleted (cancelled) endpoint."""
+    if endpoint.deleted_at is not None:
+        _settle_pending(s, endpoint.id, "cancelled")
+    elif endpoint.disabled:
+        _settle_pending(s, endpoint.id, "failed")
+
+
 def _disable(s: Session, endpoint: Endpoint, reason: str) -> None:
     """No new messages; its pending ones fail (`recover` re-sends them once re-enabled)."""
     endpoint.disabled, endpoint.disabled_reason = True, reason
