@@ -209,6 +209,9 @@ def test_410_disables_the_endpoint_audits_and_emits_an_event(
     (told,) = watcher.requests
     doc = Webhook(watch["secret"]).verify(told.body, told.headers)
     assert doc["type"] == "webhook_endpoint.disabled"
+    types = client.get("/api/v1/webhooks/event-types", headers=tenant.headers).get_json()
+    schema = next(t["schema"] for t in types["items"] if t["type"] == doc["type"])
+    jsonschema.validate(doc["data"], schema)
     assert doc["data"]["id"] == endpoint["id"]
     assert "secret" not in doc["data"]
     with owner_engine.connect() as conn:
