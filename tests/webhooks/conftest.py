@@ -102,12 +102,13 @@ def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
 
 @pytest.fixture
 def hooks_queue(app: ErpFlask) -> Iterator[Queue]:
-    """This test worker's webhooks queue, empty before and after the test."""
+    """This test worker's webhooks queue, empty before and after the test. No app
+    context stays pushed: the test's requests each get their own, as in production."""
     with app.app_context():
         q = queue.queue("webhooks")
-        q.empty()
-        yield q
-        q.empty()
+    q.empty()
+    yield q
+    q.empty()
 
 
 def run_worker(q: Queue) -> None:
