@@ -102,13 +102,14 @@ def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
 
 @pytest.fixture
 def hooks_queue(app: ErpFlask) -> Iterator[Queue]:
-    """This test worker's webhooks queue, empty before and after the test. No app
-    context stays pushed: the test's requests each get their own, as in production."""
+    """This test worker's webhooks queue, empty before and after the test. The app's
+    context stays pushed (as tests/core's `default_queue`): jobs run in this process,
+    and the dispatcher called by the test, use the session app's database and keys."""
     with app.app_context():
         q = queue.queue("webhooks")
-    q.empty()
-    yield q
-    q.empty()
+        q.empty()
+        yield q
+        q.empty()
 
 
 def run_worker(q: Queue) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 
 from erp.config import Settings
 from erp.db import db
+from erp.http import ErpFlask
 from erp.webhooks import delivery, dispatcher
 from tests.conftest import TenantHandle
 from tests.webhooks.conftest import (
@@ -38,8 +39,9 @@ def _rows(owner_engine: Engine, sql: str, **params: Any) -> list[Any]:
         return list(conn.execute(text(sql), params).all())
 
 
-def _race(n: int, fn: Callable[[], object]) -> list[object]:
-    """Run `fn` in `n` threads released at once; their results (errors re-raised)."""
+def _race(app: ErpFlask, n: int, fn: Callable[[], object]) -> list[object]:
+    """Run `fn` in `n` threads released at once, each in the app's context (threads do
+    not inherit it); their results (errors re-raised)."""
     barrier = threading.Barrier(n)
     results: list[object] = []
     errors: list[BaseException] = []
@@ -47,7 +49,8 @@ def _race(n: int, fn: Callable[[], object]) -> list[object]:
     def run() -> None:
         barrier.wait()
         try:
-            results.append(fn())
+            with app.app_context():
+                results.append(fn())
         except BaseException as exc:
             errors.append(exc)
 
@@ -75,6 +78,7 @@ def test_the_outbox_trigger_queues_every_event_in_its_transaction(
 
 
 def test_two_dispatchers_racing_make_each_message_once(
+    app: ErpFlask,
     client: Any,
     tenant: TenantHandle,
     receiver: Receiver,
@@ -84,7 +88,7 @@ def test_two_dispatchers_racing_make_each_message_once(
     create_endpoint(client, tenant, receiver.url)
     for _ in range(30):
         post_transaction(client, tenant, amount=7)
-    _race(2, lambda: dispatcher.dispatch_tenant(tenant.id))
+    _race(app, 2, lambda: dispatcher.dispatch_tenant(tenant.id))
     counts = _rows(
         owner_engine,
         "SELECT count(*), count(DISTINCT event_id) FROM webhooks.messages WHERE tenant_id = :t",
@@ -101,6 +105,7 @@ def test_two_dispatchers_racing_make_each_message_once(
 
 
 def test_two_deliverers_racing_never_attempt_a_message_twice(
+    app: ErpFlask,
     client: Any,
     tenant: TenantHandle,
     make_receiver: Any,
@@ -119,7 +124,7 @@ def test_two_deliverers_racing_never_attempt_a_message_twice(
             owner_engine, "SELECT id FROM webhooks.messages WHERE tenant_id = :t", t=tenant.id
         )
     ]
-    made = _race(3, lambda: delivery.deliver(tenant.id, ids))
+    made = _race(app, 3, lambda: delivery.deliver(tenant.id, ids))
     assert sum(made) == 20  # type: ignore[arg-type]
     assert len(receiver.requests) == 20
     assert len(set(receiver.ids())) == 20
@@ -175,7 +180,11 @@ def test_tenants_never_receive_each_others_events(
 
 
 def test_redis_losing_the_jobs_loses_nothing(
-    client: Any, tenant: TenantHandle, receiver: Receiver, hooks_queue: Queue
+    client: Any,
+    tenant: TenantHandle,
+    receiver: Receiver,
+    hooks_queue: Queue,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     create_endpoint(client, tenant, receiver.url)
     post_transaction(client, tenant)
@@ -184,7 +193,7 @@ def test_redis_losing_the_jobs_loses_nothing(
     hooks_queue.empty()  # Redis flushed (this worker's queue only: others share the server)
     run_worker(hooks_queue)
     assert receiver.requests == []
-    assert dispatcher.sweep() >= 1  # the scheduler's sweep finds it due in PostgreSQL
+    assert _sweep_only(monkeypatch, tenant) >= 1  # the sweep finds it due in PostgreSQL
     run_worker(hooks_queue)
     assert len(receiver.requests) == 1
 
@@ -219,6 +228,20 @@ def test_a_job_that_died_holding_a_lease_is_redone_after_the_lease(
     assert len(receiver.requests) == 1
 
 
+def _sweep_only(monkeypatch: pytest.MonkeyPatch, *tenants: TenantHandle) -> int:
+    """The scheduler's sweep, its discovery narrowed to these tenants: the seeded
+    tenants of the isolation suite may share this database and must keep their rows."""
+    real = dispatcher.due_tenants
+    ids = {t.id for t in tenants}
+    monkeypatch.setattr(
+        dispatcher, "due_tenants", lambda limit=500: [t for t in real(limit) if t in ids]
+    )
+    try:
+        return dispatcher.sweep()
+    finally:
+        monkeypatch.setattr(dispatcher, "due_tenants", real)
+
+
 def _suspend(client: Any, ops_headers: dict[str, str], tenant: TenantHandle) -> None:
     r = client.post(
         f"/ops/v1/tenants/{tenant.id}/suspend", json={"reason": "unpaid"}, headers=ops_headers
@@ -233,6 +256,7 @@ def test_a_suspended_tenants_deliveries_pause_and_resume(
     hooks_queue: Queue,
     ops_headers: dict[str, str],
     owner_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     create_endpoint(client, tenant, receiver.url)
     post_transaction(client, tenant)
@@ -245,12 +269,12 @@ def test_a_suspended_tenants_deliveries_pause_and_resume(
             .all()
         )
     assert tenant.id not in named
-    dispatcher.sweep()
+    _sweep_only(monkeypatch, tenant)
     run_worker(hooks_queue)
     assert receiver.requests == []
     r = client.post(f"/ops/v1/tenants/{tenant.id}/reactivate", headers=ops_headers)
     assert r.status_code == 200
-    dispatcher.sweep()
+    _sweep_only(monkeypatch, tenant)
     run_worker(hooks_queue)
     assert len(receiver.requests) == 1
 

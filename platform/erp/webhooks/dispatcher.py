@@ -99,14 +99,20 @@ def dispatch_tenant(tenant: uuid.UUID) -> int:
     return db.unit_of_work(work, tenant=tenant)
 
 
+def due_tenants(limit: int = DISCOVERY_BATCH) -> list[uuid.UUID]:
+    """The active tenants with events to fan out or messages due (the discovery
+    function, ids only), outside any tenant's transaction."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return list(conn.execute(_DISCOVER, {"limit": limit}).scalars())
+
+
 def sweep() -> int:
     """RQ job (`erp scheduler`, every few seconds): dispatch every tenant with work."""
     db.fork_safe()
     jobs = 0
     seen: set[uuid.UUID] = set()
     while True:
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            tenants = list(conn.execute(_DISCOVER, {"limit": DISCOVERY_BATCH}).scalars())
+        tenants = due_tenants()
         fresh = [t for t in tenants if t not in seen]
         for tenant in fresh:
             jobs += dispatch_tenant(tenant)
