@@ -385,3 +385,30 @@ def test_the_purge_removes_a_tenants_webhook_rows(
     assert client.delete(f"/ops/v1/tenants/{tenant.id}", headers=ops_headers).status_code == 202
     assert [tid for tid, _, _ in purge_due(owner_url, only=str(tenant.id))] == [tenant.id]
     assert _rows(owner_engine, f"SELECT {count}", t=tenant.id)[0][0] == 0
+
+
+def test_a_slow_endpoint_gives_its_worker_back_after_each_attempt(
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
+    owner_engine: Engine,
+) -> None:
+    slow = make_receiver(delay=delivery.SLOW_ATTEMPT_MS / 1000 + 0.2)
+    create_endpoint(client, tenant, slow.url)
+    for _ in range(3):
+        post_transaction(client, tenant)
+    dispatcher.dispatch_tenant(tenant.id)  # one job for the three messages
+    assert hooks_queue.count == 1
+    run_worker(hooks_queue)
+    assert len(slow.requests) == 1
+    rows = _rows(
+        owner_engine,
+        "SELECT status, lease_until FROM webhooks.messages WHERE tenant_id = :t ORDER BY status",
+        t=tenant.id,
+    )
+    assert [r[0] for r in rows] == ["delivered", "pending", "pending"]
+    assert all(r[1] is None for r in rows)  # released: due for the next job at once
+    dispatcher.dispatch_tenant(tenant.id)
+    run_worker(hooks_queue)
+    assert len(slow.requests) == 2

@@ -26,6 +26,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
@@ -45,6 +46,8 @@ BATCH = 50
 LEASE = timedelta(seconds=45)
 #: A job stops taking more work for an endpoint after this long.
 JOB_BUDGET_S = 30.0
+#: An attempt slower than this ends its job's batch (the rest are left for later jobs).
+SLOW_ATTEMPT_MS = 1000
 #: An endpoint failing this long is disabled.
 FAILING_LIMIT = timedelta(days=5)
 
@@ -270,5 +273,21 @@ def deliver_endpoint(
             made += 1
             if db.unit_of_work(_record, tenant=tenant):
                 return made  # disabled: its pending messages failed with it
+            if outcome.duration_ms > SLOW_ATTEMPT_MS and rest:
+                # A slow endpoint gives its worker back after each attempt: the rest
+                # go to a later job (the sweep finds them due) instead of holding this
+                # worker for the whole batch.
+                db.unit_of_work(partial(_release, message_ids=rest), tenant=tenant)
+                return made
         wanted = None  # then anything else due for this endpoint
     return made
+
+
+_RELEASE = text(
+    "UPDATE webhooks.messages SET lease_until = NULL "
+    "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'"
+)
+
+
+def _release(s: Session, message_ids: list[uuid.UUID]) -> None:
+    s.execute(_RELEASE, {"ids": "{" + ",".join(map(str, message_ids)) + "}"})
