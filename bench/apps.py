@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.servers import ScratchDatabase
 from erp.config import RateLimits, Settings
+from erp.secretbox import generate_key
 
 
 def settings_for(db: ScratchDatabase, redis_url: str, **changes: Any) -> Settings:
@@ -25,12 +26,17 @@ def settings_for(db: ScratchDatabase, redis_url: str, **changes: Any) -> Setting
         # The limiter runs (its cost is part of every request) but never refuses
         # the load generator.
         rate_limits=RateLimits(*["10000000/minute"] * 3),
+        # A domain stores secrets (webhook signing secrets): the API and the workers
+        # refuse to start without keys.
+        encryption_keys=(generate_key(),),
+        # The webhook scenarios' receivers listen on this machine.
+        webhook_allowed_hosts=("127.0.0.1",),
     )
     return base.replace(**changes) if changes else base
 
 
 def server_env(settings: Settings) -> dict[str, str]:
-    """What `erp serve` reads (Settings.from_env) for these settings."""
+    """What `erp serve` and `erp worker` read (Settings.from_env) for these settings."""
     return {
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
@@ -40,6 +46,8 @@ def server_env(settings: Settings) -> dict[str, str]:
         "RATE_LIMITS": settings.rate_limits.spec(),
         "LOG_LEVEL": settings.log_level,
         "LOG_JSON": "true" if settings.log_json else "false",
+        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
+        "WEBHOOK_ALLOWED_HOSTS": ",".join(settings.webhook_allowed_hosts),
     }
 
 

@@ -77,6 +77,8 @@ def settings(app_url: str, redis_url: str, owner_url: str, worker_id_str: str) -
         redis_url=redis_url,
         secret_key="test-secret-key",
         encryption_keys=(TEST_ENCRYPTION_KEY,),
+        # Webhook tests deliver to receivers on this machine (API.md, Webhooks).
+        webhook_allowed_hosts=("127.0.0.1",),
         queue_prefix=f"erp-test-{worker_id_str}-{uuid.uuid4().hex[:6]}",
         log_json=True,
         log_level="WARNING",

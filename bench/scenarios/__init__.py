@@ -21,6 +21,7 @@ SCENARIOS: tuple[str, ...] = (
     "ledger_hot_account",
     "ledger_balance_read",
     "ledger_trial_balance",
+    "webhooks_delivery",
 )
 
 

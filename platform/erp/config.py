@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -204,6 +205,15 @@ def parse_keys(raw: str, name: str = "ENCRYPTION_KEYS") -> tuple[str, ...]:
     return keys
 
 
+def parse_hosts(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of host names or addresses (WEBHOOK_ALLOWED_HOSTS)."""
+    hosts = tuple(h.strip().lower().strip("[]") for h in raw.split(",") if h.strip())
+    for host in hosts:
+        if not re.fullmatch(r"[a-z0-9._:-]{1,253}", host):
+            raise ValueError(f"WEBHOOK_ALLOWED_HOSTS: {host!r} is not a host name or address")
+    return hosts
+
+
 _PG = ("postgresql", "postgres", "postgresql+psycopg")
 _REDIS = ("redis", "rediss", "unix")
 
@@ -240,6 +250,9 @@ class Settings:
     auth_cache_seconds: int = 10
     #: Fernet keys for secrets at rest (erp/secretbox.py): the first encrypts, all decrypt.
     encryption_keys: tuple[str, ...] = ()
+    #: Hosts (names or literal addresses, lower case) webhook deliveries may reach over
+    #: plain http or at a loopback/private/link-local/metadata address (API.md, Webhooks).
+    webhook_allowed_hosts: tuple[str, ...] = ()
     #: Benchmarks only (bench/scenarios/rls_request.py): the runtime login is a BYPASSRLS
     #: role and tenant queries filter by the tenant themselves, the ceiling RLS is
     #: measured against. No environment variable sets it: only code that builds
@@ -288,6 +301,7 @@ class Settings:
             rate_limits=r.parsed("RATE_LIMITS", RateLimits(), RateLimits.parse),
             auth_cache_seconds=r.integer("AUTH_CACHE_SECONDS", cls.auth_cache_seconds),
             encryption_keys=r.parsed("ENCRYPTION_KEYS", (), parse_keys),
+            webhook_allowed_hosts=r.parsed("WEBHOOK_ALLOWED_HOSTS", (), parse_hosts),
         )
         if r.errors:
             raise SettingsError("\n".join(r.errors))

@@ -103,6 +103,7 @@ TINY: dict[str, dict[str, object]] = {
         "runs": 2,
         "naive_runs": 1,
     },
+    "webhooks_delivery": {"events": 20, "endpoints": 2, "batch": 10, "ceiling_posts": 20},
     "serve_models": {
         "configs": ["sync:1x1"],
         "clients": 2,

@@ -25,7 +25,7 @@ from erp.http import ErpFlask
 from erp.ledger import queries
 from erp.ledger.models import Account
 from erp.paths import ROOT
-from tests.conftest import TenantHandle
+from tests.conftest import TEST_ENCRYPTION_KEY, TenantHandle
 
 AppFactory = Callable[..., ErpFlask]
 
@@ -106,6 +106,7 @@ def test_erp_serve_refuses_a_bypassrls_login_whatever_the_environment(
 
     monkeypatch.setattr("erp.server.run_gunicorn", never)
     env = {**TEMPTING_ENV, "DATABASE_URL": bypass_url, "REDIS_URL": redis_url, "SECRET_KEY": "k"}
+    env["ENCRYPTION_KEYS"] = TEST_ENCRYPTION_KEY  # a domain stores secrets: keys are required
     result = CliRunner().invoke(main, ["serve"], env=env)
     assert result.exit_code == 1, result.output
     assert "BYPASSRLS" in result.stderr

@@ -11,7 +11,7 @@ from erp.cli import main
 from erp.config import Settings
 from erp.db import PrivilegedLoginError, assert_unprivileged, make_engine
 from erp.paths import ROOT
-from tests.conftest import TenantHandle
+from tests.conftest import TEST_ENCRYPTION_KEY, TenantHandle
 from tests.core.conftest import AppFactory
 
 
@@ -72,7 +72,15 @@ def test_erp_serve_refuses_a_superuser_login(
 
     monkeypatch.setattr("erp.server.run_gunicorn", never)
     result = CliRunner().invoke(
-        main, ["serve"], env={"DATABASE_URL": owner_url, "REDIS_URL": redis_url, "SECRET_KEY": "k"}
+        main,
+        ["serve"],
+        env={
+            "DATABASE_URL": owner_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": "k",
+            # a domain registers encrypted columns: without keys it would refuse for that
+            "ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+        },
     )
     assert result.exit_code == 1, result.output
     assert "superuser" in result.stderr
@@ -82,7 +90,12 @@ def test_erp_worker_refuses_a_superuser_login(owner_url: str, redis_url: str) ->
     result = CliRunner().invoke(
         main,
         ["worker", "--burst"],
-        env={"DATABASE_URL": owner_url, "REDIS_URL": redis_url, "SECRET_KEY": "k"},
+        env={
+            "DATABASE_URL": owner_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": "k",
+            "ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
+        },
     )
     assert result.exit_code != 0
     assert isinstance(result.exception, PrivilegedLoginError)

@@ -86,7 +86,9 @@ TABLE = "scratch_secrets.vault"
 
 @pytest.fixture
 def vault(owner_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[EncryptedColumn]:
-    """A tenant table (DESIGN.md §3) whose `secret` column the default registry lists."""
+    """A tenant table (DESIGN.md §3) whose `secret` column is the only one the default
+    registry lists: the domains' own columns (webhook secrets) hold rows other tests of
+    this database made, under the test key, and must not be rotated away from it."""
     owner_sql(
         owner_engine,
         "CREATE SCHEMA scratch_secrets; GRANT USAGE ON SCHEMA scratch_secrets TO erp_app;"
@@ -97,7 +99,7 @@ def vault(owner_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Enc
     )
     column = EncryptedColumn(TABLE, "secret")
     reg = default_registry()
-    monkeypatch.setattr(reg, "encrypted_columns", [*reg.encrypted_columns, column])
+    monkeypatch.setattr(reg, "encrypted_columns", [column])
     yield column
     owner_sql(owner_engine, "DROP SCHEMA scratch_secrets CASCADE")
 

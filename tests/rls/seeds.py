@@ -37,7 +37,9 @@ class SeedContext:
             headers["Idempotency-Key"] = f"seed-{key}-{self.tenant.id}"
         r = self.client.open(path, method=method, json=body, headers=headers)
         body = r.get_json(silent=True)
-        assert r.status_code in (200, 201, 204), f"seed {method} {path}: {r.status_code} {body}"
+        assert r.status_code in (200, 201, 202, 204), (
+            f"seed {method} {path}: {r.status_code} {body}"
+        )
         return body
 
 
@@ -85,7 +87,6 @@ def seed_iam(ctx: SeedContext) -> None:
     "ledger.entries",
     "ledger.balance_deltas",
     "ledger.periods",
-    "webhooks.outbox_events",  # the ledger's posted events; no webhooks seed of its own yet
 )
 def seed_ledger(ctx: SeedContext) -> None:
     """The template's chart plus a sub-account; a posted, a reversed, a pending and a
@@ -135,6 +136,38 @@ def seed_ledger(ctx: SeedContext) -> None:
             "ledger.closed_period": "2024-01",
         }
     )
+
+
+@seed(
+    "webhooks.outbox_events",
+    "webhooks.dispatch",
+    "webhooks.endpoints",
+    "webhooks.messages",
+    "webhooks.attempts",
+)
+def seed_webhooks(ctx: SeedContext) -> None:
+    """An endpoint and a disabled one; a test ping delivered once (a failed attempt: no
+    receiver listens on the discard port) and one left pending. The ledger's posted
+    events above are in the outbox and, no dispatcher having run, still in dispatch."""
+    from erp.webhooks import delivery
+
+    hook = ctx.call(
+        "POST", "/api/v1/webhooks/endpoints", {"url": "http://127.0.0.1:9/hook"}, key="hook"
+    )
+    off = ctx.call(
+        "POST",
+        "/api/v1/webhooks/endpoints",
+        {"url": "http://127.0.0.1:9/off", "event_types": ["ledger.transaction.posted"]},
+        key="hook-off",
+    )
+    ctx.call("PATCH", f"/api/v1/webhooks/endpoints/{off['id']}", {"disabled": True})
+    ping = ctx.call("POST", f"/api/v1/webhooks/endpoints/{hook['id']}/test", key="ping")
+    with ctx.client.application.app_context():
+        delivery.deliver(ctx.tenant.id, [uuid.UUID(ping["id"])])
+    ctx.call("POST", f"/api/v1/webhooks/endpoints/{hook['id']}/test", key="ping2")
+    ctx.facts["webhooks.endpoint_id"] = uuid.UUID(hook["id"])
+    ctx.facts["webhooks.message_id"] = uuid.UUID(ping["id"])
+    ctx.facts["webhooks.event_id"] = uuid.UUID(ping["event_id"])
 
 
 # -- running them, and the check that they cover the catalog ---------------------------

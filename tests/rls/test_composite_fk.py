@@ -202,6 +202,40 @@ FK_ATTACKS: dict[str, tuple[str, str]] = {
         """INSERT INTO ledger.periods (id, period, closed_by, closing_transaction_id)
            VALUES (gen_random_uuid(), '2023-06-01', 'attacker', :a)""",
     ),
+    # ON CONFLICT DO NOTHING: in A's own tenant (the control) the row may already exist;
+    # in B's it never does, so the key is checked.
+    "webhooks.dispatch(id)": (
+        "webhooks.event_id",
+        "INSERT INTO webhooks.dispatch (id) VALUES (:a) ON CONFLICT DO NOTHING",
+    ),
+    "webhooks.messages(endpoint_id)": (
+        "webhooks.endpoint_id",
+        """INSERT INTO webhooks.messages (id, endpoint_id, event_id, event_type, status,
+                                          next_attempt_at)
+           SELECT gen_random_uuid(), :a, o.id, o.event_type, 'pending', now()
+             FROM webhooks.outbox_events o ORDER BY o.occurred_at LIMIT 1
+           ON CONFLICT DO NOTHING""",
+    ),
+    "webhooks.messages(event_id)": (
+        "webhooks.event_id",
+        """INSERT INTO webhooks.messages (id, endpoint_id, event_id, event_type, status,
+                                          next_attempt_at)
+           SELECT gen_random_uuid(), e.id, :a, 'webhook.test', 'pending', now()
+             FROM webhooks.endpoints e ORDER BY e.created_at LIMIT 1
+           ON CONFLICT DO NOTHING""",
+    ),
+    "webhooks.attempts(message_id)": (
+        "webhooks.message_id",
+        """INSERT INTO webhooks.attempts (id, message_id, endpoint_id, status, duration_ms)
+           SELECT gen_random_uuid(), :a, e.id, 'failed', 1
+             FROM webhooks.endpoints e ORDER BY e.created_at LIMIT 1""",
+    ),
+    "webhooks.attempts(endpoint_id)": (
+        "webhooks.endpoint_id",
+        """INSERT INTO webhooks.attempts (id, message_id, endpoint_id, status, duration_ms)
+           SELECT gen_random_uuid(), m.id, :a, 'failed', 1
+             FROM webhooks.messages m ORDER BY m.created_at LIMIT 1""",
+    ),
 }
 
 

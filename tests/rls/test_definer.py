@@ -293,3 +293,28 @@ def test_compaction_touches_only_the_callers_tenant(
     assert _deltas(owner_engine, other_tenant.id) == other_before
     assert all(slot == 0 for _, _, slot, *_ in _deltas(owner_engine, tenant.id))
     assert sum(r[3] for r in _deltas(owner_engine, tenant.id)) == sum(r[3] for r in mine_before)
+
+
+def test_webhook_discovery_names_tenant_ids_only_and_only_to_erp_app(
+    seeded: Seeded, app_engine: Engine, owner_engine: Engine
+) -> None:
+    """app.tenants_with_due_webhooks (policies/webhooks.sql) looks across tenants before
+    one is known: both seeded tenants have events waiting, and all it tells is their ids."""
+    with app_engine.connect() as conn:
+        result = conn.execute(text("SELECT * FROM app.tenants_with_due_webhooks(100000)"))
+        assert list(result.keys()) == ["tenants_with_due_webhooks"]
+        named = set(result.scalars())
+        assert {seeded.a.id, seeded.b.id} <= named
+        assert conn.execute(text("SELECT * FROM app.tenants_with_due_webhooks(0)")).all() == []
+    with owner_engine.connect() as conn:
+        allowed = {
+            role: conn.execute(
+                text(
+                    "SELECT has_function_privilege(:r, "
+                    "'app.tenants_with_due_webhooks(int)', 'EXECUTE')"
+                ),
+                {"r": role},
+            ).scalar_one()
+            for role in ("erp_app", "erp_ops", "erp_owner")
+        }
+    assert allowed == {"erp_app": True, "erp_ops": False, "erp_owner": False}

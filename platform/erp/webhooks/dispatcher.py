@@ -1,0 +1,122 @@
+"""The dispatcher: outbox events -> messages, and due messages -> delivery jobs.
+
+`sweep` (run by `erp scheduler`, and safe to run anywhere, any number of times at
+once) asks the discovery function which active tenants have work (ids only,
+DESIGN.md §3), then per tenant, under RLS:
+
+- claims dispatch rows with FOR UPDATE SKIP LOCKED (two dispatchers never take the
+  same event) and turns each into one message per enabled endpoint subscribed to its
+  type, deleting the dispatch row in the same transaction;
+- finds the messages that are due (new ones, retries whose time came, ones whose
+  job died and whose lease ran out)
+
+and, after commit, enqueues delivery jobs carrying the tenant id and message ids.
+Redis is only the queue: if it loses the jobs, the next sweep finds the same messages
+due in PostgreSQL and enqueues them again; the lease keeps a duplicate job from making
+a second attempt.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from erp.db import db
+from erp.jobs import enqueue_after_commit
+from erp.webhooks.commands import TEST_EVENT
+from erp.webhooks.services import DELIVER_JOB, QUEUE
+
+#: Events fanned out per tenant and transaction; the sweep loops while there are more.
+FANOUT_BATCH = 500
+#: Due messages enqueued per tenant and sweep.
+DUE_BATCH = 2000
+#: Messages per delivery job.
+JOB_BATCH = 50
+DISCOVERY_BATCH = 500
+
+_DISCOVER = text("SELECT * FROM app.tenants_with_due_webhooks(:limit)")
+_FAN_OUT = text("""
+    WITH claimed AS (
+        DELETE FROM webhooks.dispatch d
+         WHERE d.id IN (SELECT c.id FROM webhooks.dispatch c ORDER BY c.created_at
+                         LIMIT :limit FOR UPDATE SKIP LOCKED)
+        RETURNING d.id
+    ), made AS (
+        INSERT INTO webhooks.messages (id, endpoint_id, event_id, event_type, status,
+                                       next_attempt_at)
+        SELECT gen_random_uuid(), e.id, o.id, o.event_type, 'pending', now()
+          FROM claimed c
+          JOIN webhooks.outbox_events o ON o.id = c.id
+          JOIN webhooks.endpoints e
+            ON NOT e.disabled AND e.deleted_at IS NULL
+           AND (e.event_types IS NULL OR o.event_type = ANY(e.event_types))
+         WHERE o.event_type <> :test_event
+        ON CONFLICT DO NOTHING
+    )
+    SELECT count(*) FROM claimed
+""")
+_DUE = text("""
+    SELECT m.id, m.endpoint_id FROM webhooks.messages m
+     WHERE m.status = 'pending' AND m.next_attempt_at <= now()
+       AND (m.lease_until IS NULL OR m.lease_until <= now())
+     ORDER BY m.next_attempt_at
+     LIMIT :limit
+""")
+
+
+def fan_out(s: Session) -> int:
+    """One batch of the pinned tenant's events into messages; the events handled."""
+    return int(s.execute(_FAN_OUT, {"limit": FANOUT_BATCH, "test_event": TEST_EVENT}).scalar_one())
+
+
+def enqueue_due(s: Session) -> int:
+    """Enqueue (after commit) a job per endpoint and JOB_BATCH of the due messages."""
+    by_endpoint: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for row in s.execute(_DUE, {"limit": DUE_BATCH}):
+        by_endpoint[row.endpoint_id].append(str(row.id))
+    tenant = str(s.execute(text("SELECT app.current_tenant_id()")).scalar_one())
+    jobs = 0
+    for ids in by_endpoint.values():
+        for start in range(0, len(ids), JOB_BATCH):
+            enqueue_after_commit(
+                s, DELIVER_JOB, tenant, ids[start : start + JOB_BATCH], queue=QUEUE
+            )
+            jobs += 1
+    return jobs
+
+
+def dispatch_tenant(tenant: uuid.UUID) -> int:
+    """Fan out the tenant's events and enqueue its due messages; the jobs enqueued."""
+
+    def work(s: Session) -> int:
+        while fan_out(s) >= FANOUT_BATCH:
+            pass
+        return enqueue_due(s)
+
+    return db.unit_of_work(work, tenant=tenant)
+
+
+def due_tenants(limit: int = DISCOVERY_BATCH) -> list[uuid.UUID]:
+    """The active tenants with events to fan out or messages due (the discovery
+    function, ids only), outside any tenant's transaction."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        return list(conn.execute(_DISCOVER, {"limit": limit}).scalars())
+
+
+def sweep() -> int:
+    """RQ job (`erp scheduler`, every few seconds): dispatch every tenant with work."""
+    db.fork_safe()
+    jobs = 0
+    seen: set[uuid.UUID] = set()
+    while True:
+        tenants = due_tenants()
+        fresh = [t for t in tenants if t not in seen]
+        for tenant in fresh:
+            jobs += dispatch_tenant(tenant)
+        seen.update(fresh)
+        if len(tenants) < DISCOVERY_BATCH or not fresh:
+            break
+    return jobs

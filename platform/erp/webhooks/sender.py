@@ -1,0 +1,151 @@
+"""One HTTP POST to an endpoint, with the guards API.md promises.
+
+- The host is resolved here, every attempt, and each address checked: loopback,
+  private, link-local (metadata included), shared, multicast, reserved and unspecified
+  addresses are refused unless the host is in WEBHOOK_ALLOWED_HOSTS. The connection
+  goes to the address that was checked (no second lookup, so no DNS rebinding).
+- Plain http only for allowed hosts; redirects are never followed (a 3xx is a failed
+  attempt with error `redirect`).
+- Connect timeout 5 s; the whole attempt 15 s; the first 4 KiB of the answer kept.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+CONNECT_TIMEOUT = 5.0
+TOTAL_TIMEOUT = 15.0
+BODY_KEPT = 4096
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+_METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to; `error` is None exactly when it succeeded."""
+
+    status: int | None
+    body: str | None
+    error: str | None  # timeout, connection, refused_address, redirect, http_status
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+class RefusedAddress(Exception):
+    """The host is, or resolves to, an address deliveries may not reach."""
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or (ip.version == 4 and ip in _SHARED)
+        or ip in _METADATA
+    )
+
+
+def literal_refused(host: str, scheme: str, allowed: tuple[str, ...]) -> str | None:
+    """Why a URL's host (and scheme) may not be used, judged without DNS; or None."""
+    host = host.lower()
+    if host in allowed:
+        return None
+    if scheme != "https":
+        return "Only https URLs are allowed."
+    try:
+        public = is_public(host)
+    except ValueError:  # a name (localhost too): judged at each attempt, after resolving it
+        return None
+    return None if public else "The address is not public."
+
+
+def resolve(host: str, port: int, allowed: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(family, address) pairs of `host`, each checked; raises RefusedAddress."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    found = [(int(family), str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
+    if host.lower() not in allowed:
+        for _, address in found:
+            if not is_public(address):
+                raise RefusedAddress(address)
+    return found
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), CONNECT_TIMEOUT)
+        self.sock.settimeout(self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), CONNECT_TIMEOUT)
+        raw.settimeout(self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], allowed: tuple[str, ...]) -> Outcome:
+    """POST `body` to `url`; never raises for what the network or the receiver does."""
+    started = time.monotonic()
+
+    def done(status: int | None, text: str | None, error: str | None) -> Outcome:
+        ms = int((time.monotonic() - started) * 1000)
+        if error is None and ms > TOTAL_TIMEOUT * 1000:
+            error = "timeout"
+        return Outcome(status, text, error, ms)
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if literal_refused(host, parts.scheme, allowed) is not None:
+        return done(None, None, "refused_address")
+    try:
+        family_addresses = resolve(host, port, allowed)
+    except RefusedAddress:
+        return done(None, None, "refused_address")
+    except (OSError, UnicodeError):
+        return done(None, None, "connection")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    conn_cls = _PinnedHTTPS if parts.scheme == "https" else _PinnedHTTP
+    conn = conn_cls(host, port, family_addresses[0][1], TOTAL_TIMEOUT)
+    try:
+        conn.request("POST", target, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        text = resp.read(BODY_KEPT).decode("utf-8", errors="replace").replace("\x00", "")
+    except TimeoutError:
+        return done(None, None, "timeout")
+    except (OSError, http.client.HTTPException):
+        return done(None, None, "connection")
+    finally:
+        conn.close()
+    if 200 <= resp.status < 300:
+        return done(resp.status, text, None)
+    if 300 <= resp.status < 400:
+        return done(resp.status, text, "redirect")
+    return done(resp.status, text, "http_status")
