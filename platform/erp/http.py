@@ -42,7 +42,9 @@ def finish_session(commit: bool) -> None:
     if session is None:
         return
     try:
-        if commit:
+        if commit and not session.in_transaction() and not session.info and not session.new:
+            pass  # nothing began (a one-flight call committed on its own): nothing to send
+        elif commit:
             session.commit()
         else:
             session.rollback()
