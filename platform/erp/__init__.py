@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from erp.config import Settings
+from erp.config import Settings, SettingsError
 from erp.http import ErpFlask
 from erp.registry import Registry
 
@@ -24,6 +24,8 @@ def create_app(
 
     settings = settings or Settings.from_env()
     settings.require_secret_key()  # cursors signed here must verify in every other process
+    if errors := settings.sign_in_errors():  # settings built in code skip from_env's check
+        raise SettingsError("\n".join(errors))
     configure_logging(settings.log_level, settings.log_json)
     domains = domains or default_registry()
     if domains.encrypted_columns:  # secrets stored here must open in every other process
@@ -62,5 +64,7 @@ def create_app(
     app.extensions[APP_KEY] = domains
     for blueprint in domains.blueprints:
         api.register_blueprint(blueprint)
+    for blueprint in domains.page_blueprints:
+        app.register_blueprint(blueprint)
     check_no_async_views(app)
     return app

@@ -22,6 +22,7 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 API_KEY_ENVS = ("live", "test")
+ENVIRONMENTS = ("production", "development")
 
 UNSET_SIGNING_KEY = (
     "SECRET_KEY is not set: set it to one long random value shared by every API and "
@@ -253,6 +254,19 @@ class Settings:
     #: Hosts (names or literal addresses, lower case) webhook deliveries may reach over
     #: plain http or at a loopback/private/link-local/metadata address (API.md, Webhooks).
     webhook_allowed_hosts: tuple[str, ...] = ()
+    #: `development` (what `erp dev` sets) or `production`: outside development the
+    #: session cookie is Secure and an OIDC issuer must be https.
+    environment: str = "production"
+    #: The platform's default OpenID Connect connection (a tenant may add its own).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    #: Invitations are mailed through this server (smtp:// or smtps://); unset: the
+    #: link is only returned.
+    smtp_url: str | None = None
+    #: The development-only sign-in of `make run` (/auth/dev-login); refused outside
+    #: ENVIRONMENT=development.
+    dev_sign_in: bool = False
     #: Benchmarks only (bench/scenarios/rls_request.py): the runtime login is a BYPASSRLS
     #: role and tenant queries filter by the tenant themselves, the ceiling RLS is
     #: measured against. No environment variable sets it: only code that builds
@@ -302,10 +316,43 @@ class Settings:
             auth_cache_seconds=r.integer("AUTH_CACHE_SECONDS", cls.auth_cache_seconds),
             encryption_keys=r.parsed("ENCRYPTION_KEYS", (), parse_keys),
             webhook_allowed_hosts=r.parsed("WEBHOOK_ALLOWED_HOSTS", (), parse_hosts),
+            environment=r.choice("ENVIRONMENT", cls.environment, ENVIRONMENTS, upper=False),
+            oidc_issuer=r.url("OIDC_ISSUER", None, ("https", "http")),
+            oidc_client_id=r.raw("OIDC_CLIENT_ID"),
+            oidc_client_secret=r.raw("OIDC_CLIENT_SECRET"),
+            smtp_url=r.url("SMTP_URL", None, ("smtp", "smtps")),
+            dev_sign_in=r.boolean("DEV_SIGN_IN", cls.dev_sign_in),
         )
+        r.errors += settings.sign_in_errors()
         if r.errors:
             raise SettingsError("\n".join(r.errors))
         return settings
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    def sign_in_errors(self) -> list[str]:
+        """What is wrong with the sign-in settings, one line per variable."""
+        errors = []
+        oidc = {
+            "OIDC_ISSUER": self.oidc_issuer,
+            "OIDC_CLIENT_ID": self.oidc_client_id,
+            "OIDC_CLIENT_SECRET": self.oidc_client_secret,
+        }
+        given = [name for name, value in oidc.items() if value]
+        if given and len(given) < len(oidc):
+            missing = ", ".join(name for name in oidc if name not in given)
+            errors.append(f"{missing}: required when {', '.join(given)} is set")
+        issuer = self.oidc_issuer or ""
+        if issuer and not self.development and not issuer.startswith("https://"):
+            errors.append("OIDC_ISSUER: expected an https:// URL outside ENVIRONMENT=development")
+        if self.dev_sign_in and not self.development:
+            errors.append(
+                "DEV_SIGN_IN: the development sign-in needs ENVIRONMENT=development; "
+                "it never runs with production settings"
+            )
+        return errors
 
     def db_timeouts(self) -> dict[str, int]:
         """PostgreSQL timeouts (ms) of every app transaction and of erp_app's logins."""

@@ -5,6 +5,7 @@ Adding a domain is one line here, one package, one migration and its policy file
 """
 
 DOMAINS: tuple[str, ...] = (
+    "erp.auth",  # first: its session authenticator runs before the API-key one
     "erp.tenancy",
     "erp.webhooks",
     "erp.ledger",

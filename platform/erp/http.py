@@ -141,8 +141,16 @@ def _check_body() -> None:
         has_body
         and request.mimetype != "application/json"
         and not request.path.startswith("/hooks/")
+        and not (request.mimetype == "application/x-www-form-urlencoded" and _is_page())
     ):
         raise Problem("unsupported-media-type", "Send the body as application/json.")
+
+
+def _is_page() -> bool:
+    """Whether the request is for a server-rendered page (`Registry.pages`): its forms
+    post `application/x-www-form-urlencoded`."""
+    names = {b.name for b in registry().page_blueprints}
+    return request.blueprint is not None and request.blueprint in names
 
 
 def _authenticate() -> None:

@@ -70,6 +70,7 @@ class SqlstateProblem:
 class Registry:
     domains: list[str] = field(default_factory=list)
     blueprints: list[Any] = field(default_factory=list)
+    page_blueprints: list[Any] = field(default_factory=list)
     sections: dict[str, TemplateSection] = field(default_factory=dict)
     usage: dict[str, str] = field(default_factory=dict)
     sqlstates: dict[str, SqlstateProblem] = field(default_factory=dict)
@@ -87,6 +88,11 @@ class Registry:
     def blueprint(self, *blueprints: Any) -> None:
         """flask-smorest Blueprints the app serves."""
         self.blueprints.extend(blueprints)
+
+    def pages(self, *blueprints: Any) -> None:
+        """Plain Flask Blueprints of server-rendered pages (not in the OpenAPI document).
+        They run through the same request lifecycle; their POSTs may send HTML forms."""
+        self.page_blueprints.extend(blueprints)
 
     def template_section(
         self, name: str, validate: Validator, apply: Applier, *, order: int = 100

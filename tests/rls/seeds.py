@@ -81,6 +81,41 @@ def seed_iam(ctx: SeedContext) -> None:
     ctx.facts["iam.revoked_key_id"] = uuid.UUID(gone["id"])
 
 
+
+@seed("iam.memberships", "iam.sessions", "iam.invitations", "iam.sso_connections")
+def seed_auth(ctx: SeedContext) -> None:
+    """A member signed in (a session), a pending invitation, the tenant's own SSO
+    connection: through the API where one exists, and sign-in's own services for the
+    member and session (what /auth/callback does after the provider's answer)."""
+    from erp.auth import services as auth
+    from erp.extensions import db
+
+    email = f"member-{ctx.tenant.id}@seed.example"
+    identity = auth.sign_in_identity("https://seed.example", email, email, "Seed Member")
+
+    def sign_in(s: Any) -> uuid.UUID:
+        member = auth.add_member(s, identity, email, "Seed Member", "viewer")
+        auth.start_session(s, member, "https://seed.example", None)
+        return member.id
+
+    with ctx.client.application.app_context():
+        ctx.facts["iam.member_id"] = db.unit_of_work(sign_in, tenant=ctx.tenant.id)
+    inv = ctx.call(
+        "POST", "/api/v1/invitations", {"email": "new@seed.example", "role": "sales"}, key="inv"
+    )
+    ctx.facts["iam.invitation_id"] = uuid.UUID(inv["id"])
+    ctx.call(
+        "PUT",
+        "/api/v1/sso-connection",
+        {
+            "issuer": "https://idp.seed.example",
+            "client_id": f"client-{ctx.tenant.id}",
+            "client_secret": "seed-secret",
+            "allowed_domains": [f"{ctx.tenant.slug}.seed.example"],
+        },
+    )
+
+
 @seed(
     "ledger.accounts",
     "ledger.transactions",

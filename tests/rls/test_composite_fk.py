@@ -236,6 +236,20 @@ FK_ATTACKS: dict[str, tuple[str, str]] = {
            SELECT gen_random_uuid(), m.id, :a, 'failed', 1
              FROM webhooks.messages m ORDER BY m.created_at LIMIT 1""",
     ),
+    "iam.sessions(member_id)": (
+        "iam.member_id",
+        """INSERT INTO iam.sessions (id, token_hash, member_id, issuer, expires_at)
+           VALUES (gen_random_uuid(), encode(sha256(gen_random_uuid()::text::bytea), 'hex'),
+                   :a, 'https://attacker.example', now() + interval '1 hour')""",
+    ),
+    "iam.invitations(accepted_by)": (
+        "iam.member_id",
+        """INSERT INTO iam.invitations (id, email, role, token_hash, created_by, expires_at,
+                                        accepted_at, accepted_by)
+           VALUES (gen_random_uuid(), 'x@attacker.example', 'owner',
+                   encode(sha256(gen_random_uuid()::text::bytea), 'hex'), 'attacker',
+                   now() + interval '1 day', now(), :a)""",
+    ),
 }
 
 

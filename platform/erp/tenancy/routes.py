@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g
 from flask.views import MethodView
 
 from erp.audit import AuditEvent
@@ -131,7 +131,10 @@ def _key_out(key: ApiKey, raw: str) -> dict[str, Any]:
 def me() -> dict[str, Any]:
     """Who this credential is, its tenant and scopes (no scope needed)."""
     principal = current_principal()
-    return {"principal": principal, "tenant": principal.tenant, "scopes": sorted(principal.scopes)}
+    out = {"principal": principal, "tenant": principal.tenant, "scopes": sorted(principal.scopes)}
+    if (csrf := g.get("csrf_token")) is not None:  # a console session (erp.auth)
+        out["csrf_token"] = csrf
+    return out
 
 
 @tenant_api.route("/api-keys")

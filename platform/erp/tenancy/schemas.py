@@ -113,3 +113,6 @@ class MeOut(ma.Schema):
     principal = ma.fields.Nested(PrincipalOut)
     tenant = ma.fields.Nested(TenantRefOut)
     scopes = ma.fields.List(ma.fields.String())
+    csrf_token = ma.fields.String(
+        metadata={"description": "Sessions only: send it as X-CSRF-Token on every non-GET."}
+    )
