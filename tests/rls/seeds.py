@@ -81,7 +81,6 @@ def seed_iam(ctx: SeedContext) -> None:
     ctx.facts["iam.revoked_key_id"] = uuid.UUID(gone["id"])
 
 
-
 @seed("iam.memberships", "iam.sessions", "iam.invitations", "iam.sso_connections")
 def seed_auth(ctx: SeedContext) -> None:
     """A member signed in (a session), a pending invitation, the tenant's own SSO

@@ -314,9 +314,11 @@ def switch() -> Response:
     if choice.status != "active":
         raise Problem("tenant-suspended", f"The tenant is {choice.status}.")
     old = db.session.get(SignInSession, current.row.session_id)
-    conn = _connection(choice.id)
-    if old is None or conn is None or conn.issuer != old.issuer:
-        # Another provider signs in to that workspace: through its sign-in first.
+    platform = _platform_connection()
+    if choice.connection_id is not None or old is None or platform is None or (
+        platform.issuer != old.issuer
+    ):
+        # That workspace signs in through its own connection: its sign-in first.
         return redirect(url_for(".login", tenant=choice.slug), 302)
     issuer, id_token = old.issuer, old.id_token
 
