@@ -15,7 +15,7 @@ from erp.http import ErpFlask
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = "GET|POST|PATCH|PUT|DELETE"
 CALL = re.compile(rf"`((?:{METHODS})(?:\|(?:{METHODS}))*) (/[^`?\s]*)")
-BASES = ("/api/v1", "/ops/v1", "/healthz", "/readyz", "/api/docs")
+BASES = ("/api/v1", "/ops/v1", "/healthz", "/readyz", "/api/docs", "/auth/", "/app/")
 
 
 def _normal(path: str) -> str:

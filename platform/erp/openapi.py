@@ -119,7 +119,7 @@ def _statuses(path: str, method: str, operation: dict[str, Any], secured: bool) 
         statuses += [400, 413, 415]
     if secured:
         statuses += [401, 403]
-    if "{" in path:
+    if "{" in path or {"404", 404} & set(operation.get("responses", {})):  # an id, or a view
         statuses.append(404)
     if method in _WRITES:
         statuses.append(409)

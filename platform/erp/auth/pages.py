@@ -315,8 +315,11 @@ def switch() -> Response:
         raise Problem("tenant-suspended", f"The tenant is {choice.status}.")
     old = db.session.get(SignInSession, current.row.session_id)
     platform = _platform_connection()
-    if choice.connection_id is not None or old is None or platform is None or (
-        platform.issuer != old.issuer
+    if (
+        choice.connection_id is not None
+        or old is None
+        or platform is None
+        or (platform.issuer != old.issuer)
     ):
         # That workspace signs in through its own connection: its sign-in first.
         return redirect(url_for(".login", tenant=choice.slug), 302)

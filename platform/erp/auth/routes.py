@@ -77,7 +77,7 @@ def _tenant_slug() -> str:
     return tenant.slug
 
 
-@blp.route("/invitations/<invitation_id>")
+@blp.route("/invitations/<invitation_id>", methods=["DELETE"])
 @requires_scope("members:write")
 @blp.response(204)
 def delete_invitation(invitation_id: str) -> None:
@@ -88,6 +88,7 @@ def delete_invitation(invitation_id: str) -> None:
 class SsoConnectionView(MethodView):
     @requires_scope("members:read")
     @blp.response(200, schemas.SsoConnectionOut)
+    @blp.alt_response(404, description="The tenant has no connection of its own.")
     def get(self) -> SsoConnection:
         row = services.sso_connection(db.session)
         if row is None:
@@ -103,6 +104,7 @@ class SsoConnectionView(MethodView):
 
     @requires_scope("members:write")
     @blp.response(204)
+    @blp.alt_response(404, description="The tenant has no connection of its own.")
     def delete(self) -> None:
         """The platform's default connection applies again."""
         services.delete_sso_connection(db.session)

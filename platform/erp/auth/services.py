@@ -198,7 +198,7 @@ def accept_invitation(
         )
         s.add(member)
         s.flush()
-        tenant_event(s, "member.joined", "member", member.id, role=inv.role, invitation=inv.id)
+        tenant_event(s, "member.joined", "member", member.id, role=inv.role, invitation=str(inv.id))
     inv.accepted_at, inv.accepted_by = datetime.now(UTC), member.id
     return member
 
