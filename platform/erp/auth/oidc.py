@@ -138,10 +138,7 @@ def finish(conn: ConnectionConfig, flow: Flow, code: str) -> SignedIn:
         raise SignInError("code", "The provider refused the sign-in code.") from exc
     if "id_token" not in token:
         raise SignInError("id-token", "The provider returned no ID token.")
-    try:
-        claims = app.parse_id_token(token, nonce=flow.nonce)
-    except PROVIDER_ERRORS as exc:
-        raise SignInError("id-token", "The ID token is not valid for this sign-in.") from exc
+    claims = validate_id_token(conn, token, flow.nonce)
     try:
         info = app.userinfo(token=token)
     except PROVIDER_ERRORS as exc:
@@ -156,6 +153,15 @@ def finish(conn: ConnectionConfig, flow: Flow, code: str) -> SignedIn:
         raise SignInError("email", "The provider has not verified this email address.")
     name = str(info.get("name") or claims.get("name") or "")[:200]
     return SignedIn(subject, email, name, str(token["id_token"]))
+
+
+def validate_id_token(conn: ConnectionConfig, token: dict[str, Any], nonce: str) -> Any:
+    """The ID token's claims, once its signature (the provider's JWKS), issuer,
+    audience (our client id), expiry and nonce hold; else SignInError("id-token")."""
+    try:
+        return client(conn).parse_id_token(token, nonce=nonce, leeway=60)
+    except PROVIDER_ERRORS as exc:
+        raise SignInError("id-token", "The ID token is not valid for this sign-in.") from exc
 
 
 def logout_url(conn: ConnectionConfig, id_token: str | None, post_logout: str) -> str | None:
