@@ -4,6 +4,7 @@ a second shell; and the README's worked example, run as written against it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -168,6 +169,23 @@ def test_the_printed_key_curl_line_and_operator_token_work(dev: Dev) -> None:
     forged = token[:-1] + ("y" if token.endswith("x") else "x")  # never the token itself
     assert _get(f"{base}/ops/v1/tenants", forged) == 401
     assert dev.env_file()["ERP_OPERATOR_TOKEN"] == token
+
+
+def test_the_printed_sign_in_url_signs_the_demo_owner_in(dev: Dev) -> None:
+    """Development only: no identity provider needed to see the console's home page."""
+    import http.cookiejar
+
+    url = dev.line("Sign in:").split()[2]
+    assert url.startswith(dev.env_file()["ERP_URL"] + "/auth/dev-login?")
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(url, timeout=10) as resp:
+        page = resp.read().decode()
+        assert resp.url.endswith("/app/")
+    assert "owner@demo.example" in page
+    assert "demo" in page
+    me = opener.open(dev.env_file()["ERP_URL"] + "/api/v1/me", timeout=10)
+    assert json.loads(me.read())["principal"]["kind"] == "user"
 
 
 def test_data_env_gives_a_second_shell_every_erp_command(dev: Dev) -> None:

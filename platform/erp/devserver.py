@@ -32,6 +32,8 @@ from erp.migrate import upgrade
 from erp.secretbox import generate_key
 
 _children: list[subprocess.Popen[bytes]] = []
+#: The demo tenant's owner (erp/auth/demo.py seeds the membership).
+DEV_OWNER = "owner@demo.example"
 _keep: list[Any] = []
 
 
@@ -229,6 +231,9 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
         "ENCRYPTION_KEYS": state["encryption_key"],
         "API_KEY_ENV": "test",
         "LOG_JSON": os.environ.get("LOG_JSON", "false"),
+        # the development-only sign-in (no identity provider); refused in production
+        "ENVIRONMENT": "development",
+        "DEV_SIGN_IN": "true",
     }
     env.pop("MIGRATION_DATABASE_URL", None)
     api = _spawn(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env)
@@ -246,6 +251,7 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
             "SECRET_KEY": state["secret_key"],
             "ENCRYPTION_KEYS": state["encryption_key"],
             "API_KEY_ENV": "test",
+            "ENVIRONMENT": "development",
             "ERP_URL": base,
             "ERP_OPERATOR_TOKEN": operator_token,
             "ERP_API_KEY": api_key,
@@ -255,6 +261,8 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
         "\nThe ERP platform is running.\n"
         f"  API:       {base}/api/v1  (operators: {base}/ops/v1)\n"
         f"  Docs:      {base}/api/docs\n"
+        f"  Sign in:   {base}/auth/dev-login?tenant=demo&email={DEV_OWNER}&go=1"
+        "  (development only)\n"
         f"  API key:   {api_key}  (the demo tenant's)\n"
         f"  Operator:  {operator_token}\n"
         f"  Try:       curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/me\n"

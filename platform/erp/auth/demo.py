@@ -10,5 +10,7 @@ DEMO_EMAIL = "owner@demo.example"
 
 
 def seed(s: Session) -> None:
-    identity = services.sign_in_identity("urn:erp:dev-sign-in", DEMO_EMAIL, DEMO_EMAIL, "Owner")
+    identity = services.sign_in_identity(
+        "urn:erp:dev-sign-in", DEMO_EMAIL, DEMO_EMAIL, "Owner", session=s
+    )
     services.add_member(s, identity, DEMO_EMAIL, "Owner", "owner")

@@ -24,7 +24,7 @@ from erp.audit import tenant_event
 from erp.auth.models import Invitation, Membership, SignInSession, SsoConnection
 from erp.auth.roles import ROLES
 from erp.context import current_actor
-from erp.db import autocommit_row, db
+from erp.db import autocommit_row, call_one, db
 from erp.errors import Problem, field_problem
 from erp.secretbox import current_box
 
@@ -79,14 +79,16 @@ def find_tenant(slug: str | None = None, email: str | None = None) -> TenantChoi
     return TenantChoice(row.tenant_id, row.slug, row.name, row.status, row.connection_id)
 
 
-def sign_in_identity(issuer: str, subject: str, email: str, name: str) -> uuid.UUID:
-    row = autocommit_row(
-        db.engine,
-        "SELECT app.sign_in_identity(%(i)s, %(s)s, %(e)s, %(n)s) AS id",
-        {"i": issuer, "s": subject, "e": email, "n": name[:200]},
-    )
+def sign_in_identity(
+    issuer: str, subject: str, email: str, name: str, *, session: Session | None = None
+) -> uuid.UUID:
+    """The global identity (issuer, subject), made on first sight. Its own round trip,
+    or a statement of `session`'s transaction (the demo seeder's)."""
+    sql = "SELECT app.sign_in_identity(%(i)s, %(s)s, %(e)s, %(n)s) AS id"
+    params = {"i": issuer, "s": subject, "e": email, "n": name[:200]}
+    row = call_one(session, sql, params) if session else autocommit_row(db.engine, sql, params)
     assert row is not None
-    return uuid.UUID(str(row.id))
+    return uuid.UUID(str(row[0]))
 
 
 @dataclass(frozen=True)
