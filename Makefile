@@ -30,7 +30,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+## The OpenID provider the sign-in tests start (tests/auth: oidc-provider on Node),
+## installed when npm is there (without it those tests skip, and fail under CI=true).
+OIDC_PROVIDER := tests/auth/oidc_provider
+$(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.json
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
+
+pytest: $(STAMP) $(if $(shell command -v npm),$(OIDC_PROVIDER)/node_modules/.package-lock.json)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 ## Benchmarks: figures as a table and bench/results/*.json.

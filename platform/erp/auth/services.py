@@ -150,6 +150,12 @@ def start_session(
     s: Session, member: Membership, issuer: str, id_token: str | None
 ) -> tuple[SignInSession, str]:
     """A new session for `member` and its cookie token (shown only here)."""
+    # the member's ended sessions go now (nothing else sweeps them; they are few)
+    s.execute(
+        delete(SignInSession).where(
+            SignInSession.member_id == member.id, SignInSession.expires_at < func.now()
+        )
+    )
     token = new_token()
     row = SignInSession(
         id=uuid.uuid4(),
