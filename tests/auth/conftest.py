@@ -24,7 +24,7 @@ from werkzeug.serving import make_server
 
 from erp import create_app
 from erp.config import Settings
-from erp.extensions import db
+from erp.extensions import db, queue
 from erp.http import ErpFlask
 from tests.conftest import TenantHandle, make_tenant
 
@@ -113,6 +113,7 @@ def site(settings: Settings) -> Iterator[Site]:
         proc.stdout.close()
         with app.app_context():
             db.dispose()
+            queue.redis.close()
 
 
 def member(site: Site, tenant: uuid.UUID, email: str, role: str, issuer: str | None = None) -> Any:

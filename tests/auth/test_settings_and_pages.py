@@ -11,7 +11,7 @@ import pytest
 from erp import create_app
 from erp.auth import authn
 from erp.config import Settings, SettingsError
-from tests.conftest import TenantHandle
+from tests.conftest import AppFactory, TenantHandle
 
 OIDC = {
     "OIDC_ISSUER": "https://idp.example.com",
@@ -47,11 +47,11 @@ def test_the_dev_sign_in_refuses_production_settings(settings: Settings) -> None
         create_app(settings.replace(dev_sign_in=True))  # built in code: refused all the same
 
 
-def test_the_cookie_is_secure_outside_development(settings: Settings) -> None:
+def test_the_cookie_is_secure_outside_development(make_app: AppFactory) -> None:
     from flask import Response
 
     for environment, secure in (("production", True), ("development", False)):
-        app = create_app(settings.replace(environment=environment))
+        app = make_app(environment=environment)
         with app.test_request_context():
             response = Response()
             authn.set_cookie(response, "token")
@@ -67,8 +67,8 @@ def test_dev_sign_in_is_absent_in_production(client: Any) -> None:
     assert r.status_code == 404
 
 
-def test_dev_sign_in_in_development(settings: Settings, tenant: TenantHandle) -> None:
-    app = create_app(settings.replace(environment="development", dev_sign_in=True))
+def test_dev_sign_in_in_development(make_app: AppFactory, tenant: TenantHandle) -> None:
+    app = make_app(environment="development", dev_sign_in=True)
     c = app.test_client()
     assert "Development" in c.get("/auth/dev-login").get_data(as_text=True)
     email = f"dev-{uuid.uuid4().hex[:6]}@example.com"

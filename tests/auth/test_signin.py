@@ -240,6 +240,12 @@ def test_not_a_member_unknown_tenant_and_tampered_state(
         r = s.get(tampered)
         assert r.status_code == 400
         assert _reason(r) == "state"
+    # another provider's answer (RFC 9207 `iss`)
+    with requests.Session() as s:
+        back = _to_callback(s, s.get(f"{site.base}/auth/login?tenant={tenant_a.slug}"), email)
+        r = s.get(re.sub(r"iss=[^&]+", "iss=https%3A%2F%2Fevil.example", back))
+        assert r.status_code == 400
+        assert _reason(r) == "issuer"
         assert "erp_session" not in s.cookies
     # a replayed code: the first use signs in, the second is refused by the provider
     with requests.Session() as s:

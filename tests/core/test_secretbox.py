@@ -23,7 +23,7 @@ from erp.secretbox import (
     generate_key,
     parse_keys,
 )
-from tests.conftest import TenantHandle
+from tests.conftest import TEST_ENCRYPTION_KEY, TenantHandle
 from tests.core.helpers import owner_sql
 
 
@@ -129,7 +129,8 @@ def test_rotate_reencrypts_every_tenants_secrets_with_the_first_key(
     refused = rotate(new)  # the old key is gone: nothing can be opened, nothing changes
     assert refused.exit_code == 1
     assert "none of ENCRYPTION_KEYS" in refused.stderr
-    done = rotate(f"{new},{old}")
+    # other tests' secrets (SSO client secrets) are under the suite's key
+    done = rotate(f"{new},{old},{TEST_ENCRYPTION_KEY}")
     assert done.exit_code == 0, (done.output, done.exception)
     assert f"{tenant.id}\t1 re-encrypted" in done.stdout
     assert "scratch_secrets.vault.secret" in done.stdout.splitlines()[-1]
@@ -137,9 +138,11 @@ def test_rotate_reencrypts_every_tenants_secrets_with_the_first_key(
         owner_engine, f"SELECT tenant_id, secret FROM {TABLE} WHERE secret IS NOT NULL"
     )
     assert {r.tenant_id: SecretBox([new]).decrypt(r.secret) for r in rows} == plain
-    again = rotate(f"{new},{old}")
+    again = rotate(f"{new},{old},{TEST_ENCRYPTION_KEY}")
     assert again.exit_code == 0
     assert again.stdout.splitlines()[-1].startswith("0 secrets")
+    # back to the suite's key, so later tests of this database read what they stored
+    assert rotate(f"{TEST_ENCRYPTION_KEY},{new}").exit_code == 0
 
 
 def test_rotate_and_the_worker_refuse_without_keys(

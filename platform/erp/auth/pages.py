@@ -208,6 +208,9 @@ def callback() -> Response:
         conn = _connection(tenant_id)
         if conn is None or (str(conn.id) if conn.id else "platform") != flow.connection:
             raise oidc.SignInError("connection-changed", "The workspace's sign-in changed.")
+        iss = request.args.get("iss")  # RFC 9207: which provider answered (mix-up defence)
+        if iss is not None and iss.rstrip("/") != conn.issuer.rstrip("/"):
+            raise oidc.SignInError("issuer", "Another identity provider answered.")
         who = oidc.finish(conn, flow, code)
         if conn.allowed_domains and services.email_domain(who.email) not in conn.allowed_domains:
             raise oidc.SignInError("email-domain", "")
