@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import Response, after_this_request, current_app, url_for
 from flask.views import MethodView
 
-from erp.auth import queries, schemas, services
+from erp.auth import mail, queries, schemas, services
 from erp.auth.authn import acting_role
 from erp.auth.models import Invitation, Membership, SsoConnection
 from erp.errors import Problem
@@ -16,7 +16,7 @@ from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
 from erp.idempotency import idempotent
 from erp.pagination import ListArgs, Page
-from erp.principals import requires_scope
+from erp.principals import TenantRef, current_principal, requires_scope
 
 blp = Blueprint("members", __name__, url_prefix="/api/v1", description="Members and sign-in")
 
@@ -63,18 +63,25 @@ class Invitations(MethodView):
         """Invite by email; `url` is a single-use link valid 7 days, shown only here."""
         inv, token = services.invite(db.session, body["email"], body["role"], acting_role())
         out = {c: getattr(inv, c) for c in schemas.InvitationOut._declared_fields}
-        slug = _tenant_slug()
-        out["url"] = url_for("auth_pages.accept", tenant=slug, token=token, _external=True)
+        tenant = _tenant()
+        out["url"] = url_for("auth_pages.accept", tenant=tenant.slug, token=token, _external=True)
+        smtp_url = current_app.config["ERP_SETTINGS"].smtp_url
+        if smtp_url:  # once committed (after_this_request runs after the commit)
+
+            @after_this_request
+            def _mail(response: Response) -> Response:
+                if response.status_code == 201:
+                    mail.send_invitation(smtp_url, inv.email, tenant.name, inv.role, out["url"])
+                return response
+
         return out
 
 
-def _tenant_slug() -> str:
-    from erp.principals import current_principal
-
+def _tenant() -> TenantRef:
     tenant = current_principal().tenant
     if tenant is None:
         raise Problem("forbidden")
-    return tenant.slug
+    return tenant
 
 
 @blp.route("/invitations/<invitation_id>", methods=["DELETE"])
