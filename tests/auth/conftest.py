@@ -61,7 +61,9 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(settings: Settings) -> Iterator[Site]:
+def site(settings: Settings, app: ErpFlask) -> Iterator[Site]:
+    """`app` first: the session's app stays the database's default binding (the one
+    used outside any app context), never this module's, which is disposed."""
     node = _node()
     app_port, idp_port = _free_port(), _free_port()
     base = f"http://127.0.0.1:{app_port}"
@@ -93,7 +95,7 @@ def site(settings: Settings) -> Iterator[Site]:
     line = proc.stdout.readline()
     assert line.startswith("ready "), line
     issuer = line.split()[1]
-    app = create_app(
+    served = create_app(
         settings.replace(
             environment="development",
             oidc_issuer=issuer,
@@ -101,17 +103,17 @@ def site(settings: Settings) -> Iterator[Site]:
             oidc_client_secret=clients["platform"],
         )
     )
-    server = make_server("127.0.0.1", app_port, app, threaded=True)
+    server = make_server("127.0.0.1", app_port, served, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Site(base, app, Idp(issuer, clients))
+        yield Site(base, served, Idp(issuer, clients))
     finally:
         server.shutdown()
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
-        with app.app_context():
+        with served.app_context():
             db.dispose()
             queue.redis.close()
 
