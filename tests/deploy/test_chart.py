@@ -159,6 +159,8 @@ SET_OTHERWISE = {
     "WEB_CONCURRENCY": "api.webConcurrency",
     "ERP_ROOT": "the image (/app)",
     "ERP_TEMPLATES_DIR": "the image's ERP_ROOT/tenants/templates; extraEnv to override",
+    "ENVIRONMENT": "unset: production (Secure cookies); `development` is `erp dev`'s",
+    "DEV_SIGN_IN": "never in a deployment: refused outside ENVIRONMENT=development",
 }
 
 
