@@ -60,6 +60,35 @@ class Site:
     idp: Idp
 
 
+class _InFlight:
+    """The WSGI app, counting requests in progress (request threads are daemons)."""
+
+    def __init__(self, app: ErpFlask) -> None:
+        self.app = app
+        self.count = 0
+        self.lock = threading.Condition()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        with self.lock:
+            self.count += 1
+        try:
+            # the body is small and read at once, so the request is over on return
+            result = self.app(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        finally:
+            with self.lock:
+                self.count -= 1
+                self.lock.notify_all()
+
+    def wait_idle(self, timeout: float = 10) -> None:
+        with self.lock:
+            self.lock.wait_for(lambda: self.count == 0, timeout)
+
+
 @pytest.fixture(scope="module")
 def site(settings: Settings, app: ErpFlask) -> Iterator[Site]:
     """`app` first: the session's app stays the database's default binding (the one
@@ -103,13 +132,16 @@ def site(settings: Settings, app: ErpFlask) -> Iterator[Site]:
             oidc_client_secret=clients["platform"],
         )
     )
-    server = make_server("127.0.0.1", app_port, served, threaded=True)
+    counted = _InFlight(served)
+    server = make_server("127.0.0.1", app_port, counted, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield Site(base, served, Idp(issuer, clients))
     finally:
         server.shutdown()
+        server.server_close()
+        counted.wait_idle()  # no request thread still holds a pooled connection
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
