@@ -59,15 +59,14 @@ def as_operator(fn: Callable[[Any], T], actor: str = "system:cli") -> T:
     from erp.errors import Problem
     from erp.extensions import db
 
-    db.configure(settings(), pool_size=1, max_overflow=0)
     token = current_actor.set(actor)
     try:
-        return db.unit_of_work(fn, tenant=None, role="erp_ops")
+        with db.using(settings(), pool_size=1, max_overflow=0):
+            return db.unit_of_work(fn, tenant=None, role="erp_ops")
     except Problem as exc:
         raise _refusal(exc) from exc
     finally:
         current_actor.reset(token)
-        db.dispose()
 
 
 def in_each_tenant(tenant_ids: list[Any], fn: Callable[[Any], T], actor: str) -> list[T]:
@@ -77,15 +76,14 @@ def in_each_tenant(tenant_ids: list[Any], fn: Callable[[Any], T], actor: str) ->
     from erp.errors import Problem
     from erp.extensions import db
 
-    db.configure(settings(), pool_size=1, max_overflow=0)
     token = current_actor.set(actor)
     try:
-        return [db.unit_of_work(fn, tenant=tid) for tid in tenant_ids]
+        with db.using(settings(), pool_size=1, max_overflow=0):
+            return [db.unit_of_work(fn, tenant=tid) for tid in tenant_ids]
     except Problem as exc:
         raise _refusal(exc) from exc
     finally:
         current_actor.reset(token)
-        db.dispose()
 
 
 def load_input(schema: Any, data: dict[str, Any]) -> dict[str, Any]:

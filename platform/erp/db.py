@@ -460,6 +460,9 @@ def _bench_rls_ceiling(engine: Engine, factory: sessionmaker[TenantSession]) -> 
                 )
 
 
+_scoped_binding: ContextVar[_Binding | None] = ContextVar("erp_scoped_binding", default=None)
+
+
 class Database:
     """Engines and session factories.
 
@@ -483,7 +486,24 @@ class Database:
         if self._default is None:
             self._default = binding
 
+    @contextmanager
+    def using(self, settings: Settings, **engine_overrides: Any) -> Iterator[None]:
+        """Run a block on an engine of its own (CLI commands, `erp dev`'s seeding),
+        whatever app context is pushed, and dispose of it after: the block never uses,
+        nor disposes, an app's pool (disposing a pool with a connection still checked
+        out strands that connection unclosed)."""
+        binding = _Binding(settings, **engine_overrides)
+        token = _scoped_binding.set(binding)
+        try:
+            yield
+        finally:
+            _scoped_binding.reset(token)
+            binding.engine.dispose()
+
     def _binding(self) -> _Binding:
+        scoped = _scoped_binding.get()
+        if scoped is not None:
+            return scoped
         if has_app_context():
             bound: _Binding | None = current_app.extensions.get(self._KEY)
             if bound is not None:

@@ -104,7 +104,6 @@ def _demo_tenant(settings: Settings, state: dict[str, Any]) -> str:
     from erp.scopes import ALL_SCOPES
     from erp.tenancy import services
 
-    db.configure(settings, pool_size=1, max_overflow=0)
     current_actor.set("system:dev")
 
     def provision(s: Any) -> str | None:
@@ -122,8 +121,8 @@ def _demo_tenant(settings: Settings, state: dict[str, Any]) -> str:
                     seed(s)
         return raw
 
-    raw = db.unit_of_work(provision, tenant=None, role="erp_ops")
-    db.dispose()
+    with db.using(settings, pool_size=1, max_overflow=0):
+        raw = db.unit_of_work(provision, tenant=None, role="erp_ops")
     if raw:
         state["api_key"] = raw
     return str(state["api_key"])
