@@ -27,7 +27,7 @@ from erp.http import ErpFlask
 from erp.webhooks import dispatcher, services
 from erp.webhooks.listener import CHANNEL, Listener
 from tests.conftest import TenantHandle
-from tests.webhooks.conftest import Receiver, create_endpoint, post_transaction
+from tests.webhooks.conftest import Receiver, create_endpoint, post_transaction, run_worker
 
 #: The issue's bound: commit -> delivered, p99 < 1 s.
 PUSH_BOUND_S = 1.0
@@ -255,3 +255,53 @@ def test_the_listen_command_is_registered() -> None:
     result = CliRunner().invoke(main, ["webhooks", "listen", "--help"])
     assert result.exit_code == 0, result.output
     assert "LISTEN_DATABASE_URL" in result.output
+
+
+def test_the_push_path_keeps_one_job_per_endpoint(
+    client: Any,
+    hooks_queue: Queue,
+    tenant: TenantHandle,
+    make_receiver: Callable[..., Receiver],
+) -> None:
+    """Dispatches while an endpoint's job is queued add no job: the queued one delivers
+    whatever is due when it runs, then clears the endpoint's flag."""
+    receivers = [make_receiver(), make_receiver()]
+    endpoints = [create_endpoint(client, tenant, r.url)["id"] for r in receivers]
+    for _ in range(3):
+        post_transaction(client, tenant)
+        assert dispatcher.push_tenant(tenant.id) == 2  # endpoints with due messages
+    assert hooks_queue.count == 2  # one job per endpoint, not per dispatch
+    flags = [dispatcher.endpoint_flag(str(tenant.id), e) for e in endpoints]
+    redis = hooks_queue.connection
+    assert all(0 < redis.ttl(f) <= dispatcher.FLAG_TTL_S for f in flags)
+    run_worker(hooks_queue)
+    for r in receivers:
+        assert len(r.requests) == 3 == len(set(r.ids()))
+    assert not any(redis.exists(f) for f in flags)
+    assert hooks_queue.count == 0  # nothing left due: no successor job
+    post_transaction(client, tenant)  # the flag is gone: the next dispatch enqueues
+    assert dispatcher.push_tenant(tenant.id) == 2
+    assert hooks_queue.count == 2
+    run_worker(hooks_queue)
+    assert all(len(r.requests) == 4 for r in receivers)
+
+
+def test_a_slow_endpoints_job_hands_the_rest_to_a_successor(
+    client: Any,
+    hooks_queue: Queue,
+    tenant: TenantHandle,
+    make_receiver: Callable[..., Receiver],
+) -> None:
+    """After an attempt slower than 1 s the job gives its worker back; the rest of the
+    endpoint's due messages go to a successor job at the back of the queue."""
+    slow = make_receiver(delay=1.1)
+    create_endpoint(client, tenant, slow.url)
+    post_transaction(client, tenant)
+    post_transaction(client, tenant)
+    assert dispatcher.push_tenant(tenant.id) == 1
+    assert hooks_queue.count == 1
+    before = set(hooks_queue.finished_job_registry.get_job_ids())
+    run_worker(hooks_queue)
+    assert len(slow.requests) == 2 == len(set(slow.ids()))
+    finished = set(hooks_queue.finished_job_registry.get_job_ids()) - before
+    assert len(finished) == 2  # the first job and its successor

@@ -61,7 +61,7 @@ class Listener:
         self,
         url: str,
         *,
-        dispatch: Callable[[uuid.UUID], object] = dispatcher.dispatch_tenant,
+        dispatch: Callable[[uuid.UUID], object] = dispatcher.push_tenant,
         discover: Callable[[], Iterable[uuid.UUID]] = dispatcher.due_tenants,
         sweep: Callable[[], object] = dispatcher.sweep,
         window_s: float = WINDOW_S,
