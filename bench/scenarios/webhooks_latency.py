@@ -256,8 +256,7 @@ def run(ctx: Context) -> Result:
             Check(
                 "every message delivered (fast endpoints)",
                 fast["arrived"] == fast["expected"] and slow["arrived"] == slow["expected"],
-                f"{fast['arrived']} of {fast['expected']}; {slow['arrived']} of "
-                f"{slow['expected']}",
+                f"{fast['arrived']} of {fast['expected']}; {slow['arrived']} of {slow['expected']}",
             ),
             Check(
                 "the pace was held",
