@@ -8,7 +8,8 @@ event per transaction (`erp.webhooks.services.emit`, the outbox write postings m
 at `rate` events/s in all, paced on a fixed schedule, for `seconds`. A threaded HTTP
 receiver on 127.0.0.1 records when each (webhook-id, endpoint) first arrives; the
 latency is that time minus the event's commit (the emitter's clock right after
-COMMIT returned).
+COMMIT returned). The floor beside it: one thread POSTing the same signed bodies to
+the same receiver with `erp.webhooks.sender.post` (no database, no queue).
 
 Two variants, each on its own tenant:
 
@@ -34,6 +35,7 @@ from typing import Any
 
 from bench.apps import provision, server_env, services, settings_for
 from bench.core import Check, Context, Ratio, Result, Scenario
+from bench.scenarios.webhooks_delivery import _ceiling
 from bench.servers import ROOT, scratch_database
 from bench.stats import summarize
 
@@ -219,6 +221,7 @@ def run(ctx: Context) -> Result:
                     _wait_ready(db.owner_url, p["workers"])
                     results["fast"] = _variant(ctx, erp_db, receiver, "fast", slow=False)
                     results["slow"] = _variant(ctx, erp_db, receiver, "withslow", slow=True)
+                floor = _ceiling(receiver.url, p["ceiling_posts"])
     finally:
         receiver.close()
     fast, slow = results["fast"], results["slow"]
@@ -234,10 +237,11 @@ def run(ctx: Context) -> Result:
         errors=slow["expected"] - slow["arrived"],
         note=f"the other endpoints only; {slow['achieved_rate']:.0f} events/s achieved",
     )
+    bare = summarize("bare signed POST, one thread, no database (the floor)", floor, ceiling=True)
     p99 = fast_row.p99_ms / 1000
     slow_p99 = slow_row.p99_ms / 1000
     return Result(
-        [fast_row, slow_row],
+        [fast_row, slow_row, bare],
         [
             Ratio(
                 "p99 ÷ 1 s",
@@ -292,6 +296,7 @@ SCENARIO = Scenario(
         "emitters": 2,
         "slow_s": 10.0,
         "drain_s": 60.0,
+        "ceiling_posts": 400,
     },
     quick={"seconds": 3.0},
 )
