@@ -48,7 +48,7 @@ LEASE = timedelta(seconds=45)
 JOB_BUDGET_S = 30.0
 #: A push-path job (jobs.deliver_due) claims no more after this long and queues its
 #: successor at the back of the queue: endpoints sharing a worker take turns.
-PUSH_JOB_BUDGET_S = 1.0
+PUSH_JOB_BUDGET_S = 0.5
 #: An attempt slower than this ends its job's batch (the rest are left for later jobs).
 SLOW_ATTEMPT_MS = 1000
 #: An endpoint failing this long is disabled.
