@@ -2,15 +2,15 @@
 dispatch row, delivered at commit, for the listener (`erp webhooks listen`).
 policies/webhooks_notify.sql.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 """
 
 from erp.migrate import policy_sql, run_sql
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
