@@ -170,15 +170,17 @@ def test_a_posting_is_delivered_within_a_second_without_the_sweep(
     listener and a real `erp worker` alone: nothing runs the sweep."""
     create_endpoint(client, tenant, receiver.url)
     listener = start_listener(tenant)
+    post_transaction(client, tenant)  # warm-up: the work horse's first connections
+    _wait(lambda: len(receiver.requests) >= 1, 10)
     took = []
-    for n in range(1, 6):
+    for n in range(2, 7):
         before = time.perf_counter()  # before the request: the bound is conservative
         post_transaction(client, tenant)
         _wait(lambda n=n: len(receiver.requests) >= n, 10)
         took.append(receiver.requests[-1].at - before)
     assert max(took) < PUSH_BOUND_S, took
-    assert listener.dispatched >= 5
-    assert len(set(receiver.ids())) == 5
+    assert listener.dispatched >= 6
+    assert len(set(receiver.ids())) == 6
 
 
 def test_the_listener_survives_its_session_being_terminated(
