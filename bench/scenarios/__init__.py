@@ -22,6 +22,7 @@ SCENARIOS: tuple[str, ...] = (
     "ledger_balance_read",
     "ledger_trial_balance",
     "webhooks_delivery",
+    "webhooks_latency",
 )
 
 

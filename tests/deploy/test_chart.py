@@ -260,6 +260,9 @@ def test_default_release_shape(rendered: Callable[[str], Manifests]) -> None:
     sched = find(ms, "Deployment", "rel-erp-scheduler")
     assert sched["spec"]["replicas"] == 1
     assert _containers(sched)[0]["args"] == ["scheduler"]
+    (lc,) = _containers(find(ms, "Deployment", "rel-erp-webhooks-listener"))
+    assert lc["args"] == ["webhooks", "listen"]
+    assert env_of(lc)["DATABASE_URL"] == ("erp", "DATABASE_URL")
 
     job = find(ms, "Job", "rel-erp-migrate")
     ann = job["metadata"]["annotations"]
@@ -338,6 +341,9 @@ def test_production_values(rendered: Callable[[str], Manifests]) -> None:
     assert env["SMTP_URL"] == ("erp-production", "smtp-url")
     sched_env = env_of(_containers(find(ms, "Deployment", "erp-scheduler"))[0])
     assert sched_env["DATABASE_URL"] == ("erp-production", "database-url")  # direct: locks
+    listen_env = env_of(_containers(find(ms, "Deployment", "erp-webhooks-listener"))[0])
+    assert listen_env["DATABASE_URL"] == ("erp-production", "pooled-database-url")
+    assert listen_env["LISTEN_DATABASE_URL"] == ("erp-production", "listen-database-url")
     job_env = env_of(_containers(find(ms, "Job", "erp-migrate"))[0])
     assert job_env["ERP_APP_PASSWORD"] == ("erp-production", "erp-app-password")
     assert job_env["DB_PREPARE_THRESHOLD"] == "none"

@@ -27,6 +27,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    #: time.perf_counter() when the request's body had arrived
+    at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass

@@ -8,10 +8,11 @@ from erp.registry import Registry
 
 
 def register(r: Registry) -> None:
-    from erp.webhooks import routes
+    from erp.webhooks import cli, routes
     from erp.webhooks.commands import DISABLED_EVENT
 
     r.blueprint(routes.blp)
+    r.cli(cli.group)  # erp webhooks listen: the push path (erp/webhooks/listener.py)
     r.events(DISABLED_EVENT)
     r.usage_count(
         "webhook_endpoints", "SELECT count(*) FROM webhooks.endpoints WHERE deleted_at IS NULL"

@@ -46,6 +46,9 @@ BATCH = 50
 LEASE = timedelta(seconds=45)
 #: A job stops taking more work for an endpoint after this long.
 JOB_BUDGET_S = 30.0
+#: A push-path job (jobs.deliver_due) claims no more after this long and queues its
+#: successor at the back of the queue: endpoints sharing a worker take turns.
+PUSH_JOB_BUDGET_S = 0.5
 #: An attempt slower than this ends its job's batch (the rest are left for later jobs).
 SLOW_ATTEMPT_MS = 1000
 #: An endpoint failing this long is disabled.
@@ -237,13 +240,16 @@ def deliver(tenant: uuid.UUID, message_ids: list[uuid.UUID]) -> int:
 
 
 def deliver_endpoint(
-    tenant: uuid.UUID, endpoint_id: uuid.UUID, message_ids: list[uuid.UUID] | None
+    tenant: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    message_ids: list[uuid.UUID] | None,
+    budget_s: float = JOB_BUDGET_S,
 ) -> int:
     allowed = db.settings.webhook_allowed_hosts
     started = time.monotonic()
     made = 0
     wanted: list[uuid.UUID] | None = message_ids
-    while time.monotonic() - started < JOB_BUDGET_S:
+    while time.monotonic() - started < budget_s:
 
         def _claim(
             s: Session, wanted: list[uuid.UUID] | None = wanted
@@ -281,6 +287,28 @@ def deliver_endpoint(
                 return made
         wanted = None  # then anything else due for this endpoint
     return made
+
+
+_CLAIMABLE = text("""
+    SELECT EXISTS (SELECT 1 FROM webhooks.messages m
+                    WHERE m.endpoint_id = :endpoint AND m.status = 'pending'
+                      AND m.next_attempt_at <= now()
+                      AND (m.lease_until IS NULL OR m.lease_until <= now()))
+       AND NOT EXISTS (SELECT 1 FROM webhooks.messages b
+                        WHERE b.endpoint_id = :endpoint AND b.status = 'pending'
+                          AND b.lease_until > now())
+""")
+
+
+def has_claimable(tenant: uuid.UUID, endpoint_id: uuid.UUID) -> bool:
+    """Whether a job starting now would claim something for this endpoint (messages
+    due and no other job holding leases on it)."""
+    return bool(
+        db.unit_of_work(
+            lambda s: s.execute(_CLAIMABLE, {"endpoint": endpoint_id}).scalar_one(),
+            tenant=tenant,
+        )
+    )
 
 
 _RELEASE = text(

@@ -18,16 +18,27 @@ a second attempt.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
+from functools import partial
 
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from erp.db import db
-from erp.jobs import enqueue_after_commit
+from erp.jobs import call_after_commit, enqueue_after_commit, queue
 from erp.webhooks.commands import TEST_EVENT
 from erp.webhooks.services import DELIVER_JOB, QUEUE
+
+log = logging.getLogger("erp.webhooks")
+
+#: The push path's job: whatever is due for one endpoint (erp.webhooks.jobs.deliver_due).
+DELIVER_DUE_JOB = "erp.webhooks.jobs.deliver_due"
+#: How long an endpoint's "a job is queued or running" flag lives at most (a job that
+#: died with it set only delays the push path that long; the sweep never waits on it).
+FLAG_TTL_S = 30
 
 #: Events fanned out per tenant and transaction; the sweep loops while there are more.
 FANOUT_BATCH = 500
@@ -72,12 +83,43 @@ def fan_out(s: Session) -> int:
     return int(s.execute(_FAN_OUT, {"limit": FANOUT_BATCH, "test_event": TEST_EVENT}).scalar_one())
 
 
-def enqueue_due(s: Session) -> int:
-    """Enqueue (after commit) a job per endpoint and JOB_BATCH of the due messages."""
+def endpoint_flag(tenant: str, endpoint: str) -> str:
+    """The Redis key saying a push-path job for this endpoint is queued or running."""
+    return f"{queue.prefix}:webhooks:job:{tenant}:{endpoint}"
+
+
+def enqueue_once(tenant: str, endpoint: str) -> bool:
+    """Enqueue a `deliver_due` job for the endpoint unless one is queued or running
+    (its flag is set); True when enqueued. Redis being away is left to the sweep."""
+    try:
+        if not queue.redis.set(endpoint_flag(tenant, endpoint), 1, nx=True, ex=FLAG_TTL_S):
+            return False
+        queue.enqueue(DELIVER_DUE_JOB, tenant, endpoint, queue=QUEUE)
+        return True
+    except RedisError:
+        log.exception("could not enqueue a webhooks delivery job")
+        return False
+
+
+def _enqueue_once(tenant: str, endpoint: str) -> None:
+    enqueue_once(tenant, endpoint)
+
+
+def enqueue_due(s: Session, *, coalesce: bool = False) -> int:
+    """Enqueue (after commit) a job per endpoint and JOB_BATCH of the due messages.
+
+    `coalesce` (the push path): at most one job per endpoint queued or running at a
+    time, which delivers whatever is due for it (`enqueue_once`): at hundreds of
+    dispatches per second a job per dispatch would swamp the forking workers.
+    """
     by_endpoint: dict[uuid.UUID, list[str]] = defaultdict(list)
     for row in s.execute(_DUE, {"limit": DUE_BATCH}):
         by_endpoint[row.endpoint_id].append(str(row.id))
     tenant = str(s.execute(text("SELECT app.current_tenant_id()")).scalar_one())
+    if coalesce:
+        for endpoint in by_endpoint:
+            call_after_commit(s, partial(_enqueue_once, tenant, str(endpoint)))
+        return len(by_endpoint)
     jobs = 0
     for ids in by_endpoint.values():
         for start in range(0, len(ids), JOB_BATCH):
@@ -88,15 +130,21 @@ def enqueue_due(s: Session) -> int:
     return jobs
 
 
-def dispatch_tenant(tenant: uuid.UUID) -> int:
-    """Fan out the tenant's events and enqueue its due messages; the jobs enqueued."""
+def dispatch_tenant(tenant: uuid.UUID, *, coalesce: bool = False) -> int:
+    """Fan out the tenant's events and enqueue its due messages; the jobs enqueued
+    (with `coalesce`, the endpoints with due messages: see `enqueue_due`)."""
 
     def work(s: Session) -> int:
         while fan_out(s) >= FANOUT_BATCH:
             pass
-        return enqueue_due(s)
+        return enqueue_due(s, coalesce=coalesce)
 
     return db.unit_of_work(work, tenant=tenant)
+
+
+def push_tenant(tenant: uuid.UUID) -> int:
+    """The listener's dispatch (erp/webhooks/listener.py): coalesced jobs."""
+    return dispatch_tenant(tenant, coalesce=True)
 
 
 def due_tenants(limit: int = DISCOVERY_BATCH) -> list[uuid.UUID]:
