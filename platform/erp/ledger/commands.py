@@ -51,6 +51,15 @@ class EntryView:
     amount: int
     currency: str
 
+    def to_json(self) -> dict[str, Any]:
+        """What `schemas.EntryOut` dumps (and the event payload carries)."""
+        return {
+            "id": str(self.id),
+            "account_id": str(self.account_id),
+            "amount": self.amount,
+            "currency": self.currency,
+        }
+
 
 def _str_or_none(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
@@ -89,15 +98,7 @@ class TransactionView:
             "reversed_by_id": _str_or_none(self.reversed_by_id),
             "adjusts_id": _str_or_none(self.adjusts_id),
             "adjusted_by_id": _str_or_none(self.adjusted_by_id),
-            "entries": [
-                {
-                    "id": str(e.id),
-                    "account_id": str(e.account_id),
-                    "amount": e.amount,
-                    "currency": e.currency,
-                }
-                for e in self.entries
-            ],
+            "entries": [e.to_json() for e in self.entries],
         }
 
     def event_payload(self) -> dict[str, Any]:
@@ -109,14 +110,6 @@ class TransactionView:
             "effective_at": self.effective_at.isoformat(),
             "posted_at": self.posted_at.isoformat() if self.posted_at else None,
             "metadata": self.metadata,
-            "reverses_id": str(self.reverses_id) if self.reverses_id else None,
-            "entries": [
-                {
-                    "id": str(e.id),
-                    "account_id": str(e.account_id),
-                    "amount": e.amount,
-                    "currency": e.currency,
-                }
-                for e in self.entries
-            ],
+            "reverses_id": _str_or_none(self.reverses_id),
+            "entries": [e.to_json() for e in self.entries],
         }
