@@ -3,6 +3,9 @@ a burst RQ worker, and helpers to make endpoints and events."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,6 +19,7 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import Engine, text
 
+from erp.config import Settings
 from erp.extensions import queue
 from erp.http import ErpFlask
 from erp.webhooks import dispatcher
@@ -126,6 +130,30 @@ def deliver_all(q: Queue, *tenants: TenantHandle) -> None:
     for t in tenants:
         dispatcher.dispatch_tenant(t.id)
     run_worker(q)
+
+
+def start_erp_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """A real `erp worker` (forking work horses, as in production) on the test's
+    database, Redis and queues, in its own process group (kill the group to stop it
+    and its work horse)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "SECRET_KEY": settings.secret_key,
+        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
+        "QUEUE_PREFIX": settings.queue_prefix,
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+    }
+    erp = os.path.join(os.path.dirname(sys.executable), "erp")
+    return subprocess.Popen(
+        [erp, "worker"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def create_endpoint(client: Any, tenant: TenantHandle, url: str, **body: Any) -> dict[str, Any]:

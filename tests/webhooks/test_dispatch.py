@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +27,7 @@ from tests.webhooks.conftest import (
     owner_sql,
     post_transaction,
     run_worker,
+    start_erp_worker,
 )
 
 BASE = "/api/v1/webhooks/endpoints"
@@ -316,24 +315,7 @@ def test_a_worker_killed_mid_delivery_is_redelivered_after_recovery(
     create_endpoint(client, tenant, receiver.url)
     post_transaction(client, tenant)
     dispatcher.dispatch_tenant(tenant.id)
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "SECRET_KEY": settings.secret_key,
-        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "QUEUE_PREFIX": settings.queue_prefix,
-        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
-    erp = os.path.join(os.path.dirname(sys.executable), "erp")
-    worker = subprocess.Popen(
-        [erp, "worker"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_erp_worker(settings)
     try:
         deadline = time.monotonic() + 30
         while not receiver.requests and time.monotonic() < deadline:

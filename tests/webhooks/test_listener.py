@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,7 +26,13 @@ from erp.http import ErpFlask
 from erp.webhooks import dispatcher, services
 from erp.webhooks.listener import CHANNEL, Listener
 from tests.conftest import TenantHandle
-from tests.webhooks.conftest import Receiver, create_endpoint, post_transaction, run_worker
+from tests.webhooks.conftest import (
+    Receiver,
+    create_endpoint,
+    post_transaction,
+    run_worker,
+    start_erp_worker,
+)
 
 #: The issue's bound: commit -> delivered, p99 < 1 s.
 PUSH_BOUND_S = 1.0
@@ -79,24 +84,7 @@ def start_listener(app: ErpFlask, settings: Settings) -> Iterator[Callable[..., 
 def erp_worker(hooks_queue: Queue, settings: Settings) -> Iterator[None]:
     """A real `erp worker` (forking work horses, as in production) on this test's
     queues, started and registered before the test's clock starts."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "SECRET_KEY": settings.secret_key,
-        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "QUEUE_PREFIX": settings.queue_prefix,
-        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-    }
-    erp = os.path.join(os.path.dirname(sys.executable), "erp")
-    proc = subprocess.Popen(
-        [erp, "worker"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_erp_worker(settings)
     try:
         deadline = time.monotonic() + 60
         while Worker.count(queue=hooks_queue) < 1:
