@@ -34,10 +34,11 @@ from bench.servers import ROOT, scratch_database
 from bench.stats import summarize
 
 
-class _Receiver:
-    """Records when each (webhook-id, path) first arrived."""
+class Receiver:
+    """Records when each (webhook-id, path) first arrived; with `slow_s`, paths under
+    /slow answer only after that many seconds (a slow endpoint beside the others)."""
 
-    def __init__(self) -> None:
+    def __init__(self, slow_s: float = 0.0) -> None:
         self.first: dict[tuple[str, str], float] = {}
         self.total = 0
         self.lock = threading.Lock()
@@ -53,6 +54,8 @@ class _Receiver:
                 with receiver.lock:
                     receiver.total += 1
                     receiver.first.setdefault(key, now)
+                if slow_s and self.path.startswith("/slow"):
+                    time.sleep(slow_s)
                 self.send_response(200)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -84,18 +87,19 @@ def _wait_for_workers(n: int, timeout_s: float = 60.0) -> None:
 
 
 @contextmanager
-def _workers(env: dict[str, str], n: int) -> Iterator[None]:
+def processes(env: dict[str, str], commands: list[list[str]]) -> Iterator[None]:
+    """`python -m erp.cli <command>` for each command, terminated on the way out."""
     child_env = {**os.environ, **env, "LOG_LEVEL": "WARNING"}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "erp.cli", "worker"],
+            [sys.executable, "-m", "erp.cli", *cmd],
             env=child_env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        for _ in range(n)
+        for cmd in commands
     ]
     try:
         yield
@@ -163,7 +167,7 @@ def run(ctx: Context) -> Result:
     from erp.webhooks.commands import NewEndpoint
 
     p = ctx.params
-    receiver = _Receiver()
+    receiver = Receiver()
     expected = p["events"] * p["endpoints"]
     try:
         with scratch_database(ctx.servers, "webhooks") as db:
@@ -179,7 +183,7 @@ def run(ctx: Context) -> Result:
                     )
                 ctx.log(f"{p['events']} events x {p['endpoints']} endpoints")
                 committed = _emit(erp_db, tenant, p["events"], p["batch"])
-                with _workers(server_env(settings), p["workers"]):
+                with processes(server_env(settings), [["worker"]] * p["workers"]):
                     _wait_for_workers(p["workers"])
                     started = time.perf_counter()
                     deadline = started + p["timeout_s"]

@@ -22,89 +22,19 @@ The headline is p99 ÷ 1 s (issue 17: p99 < 1 s at 200 events/s).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.apps import provision, server_env, services, settings_for
 from bench.core import Check, Context, Ratio, Result, Scenario
-from bench.scenarios.webhooks_delivery import _ceiling
-from bench.servers import ROOT, scratch_database
+from bench.scenarios.webhooks_delivery import Receiver, _ceiling, processes
+from bench.servers import scratch_database
 from bench.stats import summarize
 
 #: The issue's bound on commit -> delivered p99.
 BOUND_S = 1.0
-
-
-class _Receiver:
-    """Records when each (webhook-id, path) first arrived; paths under /slow sleep."""
-
-    def __init__(self, slow_s: float) -> None:
-        self.first: dict[tuple[str, str], float] = {}
-        self.total = 0
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                now = time.perf_counter()
-                key = (self.headers.get("webhook-id", ""), self.path)
-                with receiver.lock:
-                    receiver.total += 1
-                    receiver.first.setdefault(key, now)
-                if self.path.startswith("/slow"):
-                    time.sleep(slow_s)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@contextmanager
-def _processes(env: dict[str, str], commands: list[list[str]]) -> Iterator[None]:
-    child_env = {**os.environ, **env, "LOG_LEVEL": "WARNING"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "erp.cli", *cmd],
-            env=child_env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for cmd in commands
-    ]
-    try:
-        yield
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def _wait_ready(owner_url: str, workers: int, timeout_s: float = 60.0) -> None:
@@ -171,7 +101,7 @@ def _emit_paced(
 
 
 def _variant(
-    ctx: Context, erp_db: Any, receiver: _Receiver, label: str, slow: bool
+    ctx: Context, erp_db: Any, receiver: Receiver, label: str, slow: bool
 ) -> dict[str, Any]:
     from erp.webhooks import services as webhooks
     from erp.webhooks.commands import NewEndpoint
@@ -210,14 +140,14 @@ def _variant(
 
 def run(ctx: Context) -> Result:
     p = ctx.params
-    receiver = _Receiver(p["slow_s"])
+    receiver = Receiver(p["slow_s"])
     results: dict[str, dict[str, Any]] = {}
     try:
         with scratch_database(ctx.servers, "hooklat") as db:
             settings = settings_for(db, ctx.servers.redis_url)
             with services(settings) as erp_db:
                 commands = [["worker"]] * p["workers"] + [["webhooks", "listen"]]
-                with _processes(server_env(settings), commands):
+                with processes(server_env(settings), commands):
                     _wait_ready(db.owner_url, p["workers"])
                     results["fast"] = _variant(ctx, erp_db, receiver, "fast", slow=False)
                     results["slow"] = _variant(ctx, erp_db, receiver, "withslow", slow=True)
