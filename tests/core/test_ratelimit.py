@@ -328,3 +328,71 @@ def test_a_flushed_script_is_loaded_again_and_counting_stays_in_redis(
         assert client.get(ME, headers=tenant.headers).headers["RateLimit-Remaining"] == "8"
         (key,) = direct.keys("LIMITS:*")
         assert int(direct.get(key) or 0) == 2  # both requests counted in Redis
+
+
+def claims(direct: Redis) -> int:
+    """The script's runs (its INCRBY: the first EVALSHA on a new server fails NOSCRIPT)."""
+    stats = direct.info("commandstats")
+    return int(stats.get("cmdstat_incrby", {}).get("calls", 0))
+
+
+def test_a_busy_counter_is_claimed_in_leases_and_counted_exactly_in_redis(
+    make_app: AppFactory, own_redis: OwnRedis, tenant: TenantHandle
+) -> None:
+    """A key sending many requests claims units in growing leases (at most 1% of the
+    limit each): far fewer Redis calls than requests, every request still counted."""
+    url = own_redis.start()
+    app = limited(make_app, url, key="100000/minute")
+    limiter: Limiter = app.extensions["erp_limiter"]
+    limiter.lease_s = 3600.0  # every claim counts as quick: the lease doubles each time
+    client = app.test_client()
+    with Redis.from_url(url) as direct:
+        direct.config_resetstat()
+        remaining = []
+        for _ in range(300):
+            r = client.get(ME, headers=tenant.headers)
+            assert r.status_code == 200
+            remaining.append(int(r.headers["RateLimit-Remaining"]))
+        calls = claims(direct)
+        (counter,) = direct.keys("LIMITS:*")
+        claimed = int(direct.get(counter) or 0)
+    # leases of 1, 2, 4, ... 256: nine calls for 300 requests
+    assert calls == 9
+    assert claimed == 1 + 2 + 4 + 8 + 16 + 32 + 64 + 128 + 256
+    # each request's headers count it, claimed or leased
+    assert remaining == list(range(99_999, 99_999 - 300, -1))
+
+
+def test_leases_never_admit_past_the_limit_across_processes(
+    make_app: AppFactory, tenant: TenantHandle
+) -> None:
+    """Two processes leasing one key's counter: together they admit at most the
+    limit, and at worst a lease (1%) per process less."""
+    first = limited(make_app, key="400/minute")
+    second = make_app(
+        rate_limits=first.config["ERP_SETTINGS"].rate_limits,
+        queue_prefix=first.config["ERP_SETTINGS"].queue_prefix,
+    )
+    clients = []
+    for app in (first, second):
+        app.extensions["erp_limiter"].lease_s = 3600.0
+        clients.append(app.test_client())
+    statuses = [clients[n % 2].get(ME, headers=tenant.headers).status_code for n in range(500)]
+    admitted = statuses.count(200)
+    assert set(statuses) == {200, 429}
+    assert 400 - 2 * 4 <= admitted <= 400
+    # once refused, refused: both processes see the exhausted counter
+    assert 200 not in statuses[statuses.index(429) + 2 :]
+
+
+def test_a_lease_ends_with_its_window(make_app: AppFactory, tenant: TenantHandle) -> None:
+    app = limited(make_app, key="1000/second")
+    app.extensions["erp_limiter"].lease_s = 3600.0
+    client = app.test_client()
+    for _ in range(30):  # leases of 1, 2, 4, 8, 10 (the 1% cap)
+        assert client.get(ME, headers=tenant.headers).status_code == 200
+    time.sleep(1.05)
+    r = client.get(ME, headers=tenant.headers)
+    # a new window: counted from zero, whatever the old lease had left
+    assert int(r.headers["RateLimit-Remaining"]) >= 1000 - 10
+    assert int(r.headers["RateLimit-Reset"]) <= 1
