@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -118,11 +119,22 @@ def parse_json(raw: bytes) -> Any:
         # Keep the bad bytes as U+DC80..U+DCFF so the walk can say which field held them.
         text, lossy = raw.decode("utf-8", "surrogateescape"), True
     try:
+        refused: list[_BadNumber] = []
+
+        def counted(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+            def hook(literal: str) -> Any:
+                number = parse(literal)
+                if type(number) is _BadNumber:
+                    refused.append(number)
+                return number
+
+            return hook
+
         value = json.loads(
             text,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_parse_constant,
+            parse_int=counted(_parse_int),
+            parse_float=counted(_parse_float),
+            parse_constant=counted(_parse_constant),
         )
     except RecursionError:
         raise Problem(
@@ -132,6 +144,12 @@ def parse_json(raw: bytes) -> Any:
         ) from None
     except ValueError:
         raise Problem("malformed-request", "The request body is not valid JSON.") from None
+    # Nothing to find: strict UTF-8 holds no surrogates, JSON no raw NUL in a string, so
+    # only a \u escape could smuggle either in; fewer brackets than MAX_DEPTH cannot nest
+    # deeper; the parser counted the refused numbers. Then the walk has nothing to do.
+    nesting = text.count("{") + text.count("[")
+    if not (lossy or refused) and "\\u" not in text and nesting <= MAX_DEPTH:
+        return value
     errors: dict[str, list[str]] = {}
     _walk(value, "", 1, lossy, errors)
     if errors:

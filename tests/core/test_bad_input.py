@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from erp.config import RateLimits
+from erp.errors import Problem
 from erp.http import ErpFlask
-from erp.inputs import MAX_DEPTH
+from erp.inputs import MAX_DEPTH, _walk, parse_json
 from tests.conftest import TenantHandle, make_tenant
 from tests.core.conftest import AppFactory
 from tests.core.helpers import assert_problem, owner_sql
@@ -282,3 +285,34 @@ def test_bad_input_counts_against_the_callers_rate_limit(
     for _ in range(2):
         _field(_raw_post(client, KEYS, junk, unchanged), "name")
     assert_problem(_raw_post(client, KEYS, junk, unchanged), 429, "rate-limited")
+
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**120), max_value=10**120),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(alphabet=st.characters(codec=None), max_size=5),
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, ascii_only=st.booleans(), deep=st.integers(0, 40))
+def test_the_walk_is_skipped_only_when_it_would_find_nothing(
+    value: Any, ascii_only: bool, deep: int
+) -> None:
+    """parse_json returns without walking a body only when the walk finds nothing."""
+    text = "[" * deep + json.dumps(value, ensure_ascii=ascii_only) + "]" * deep
+    try:
+        parsed = parse_json(text.encode("utf-8", "surrogatepass"))
+    except Problem:
+        return
+    errors: dict[str, list[str]] = {}
+    _walk(parsed, "", 1, False, errors)
+    assert errors == {}

@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from erp.fields import AwareDateTime, Currency, Metadata, StrictInt
+from erp.fields import AwareDateTime, Currency, FastLoad, Metadata, StrictInt
 from erp.ledger.models import ACCOUNT_TYPES, GUARDS, STATUSES
 from erp.pagination import ListArgs, page_schema
 
@@ -59,7 +59,7 @@ class AccountListArgs(ListArgs):
 AccountPage = page_schema(AccountOut, "AccountPage")
 
 
-class EntryIn(ma.Schema):
+class EntryIn(FastLoad):
     account_id = ma.fields.UUID(required=True)
     amount = StrictInt(required=True, validate=ma.validate.Range(min=-(2**63) + 1, max=2**63 - 1))
     currency = Currency(required=True)
@@ -70,7 +70,7 @@ class EntryIn(ma.Schema):
             raise ma.ValidationError("Must not be zero.")
 
 
-class TransactionIn(ma.Schema):
+class TransactionIn(FastLoad):
     description = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=500))
     effective_at = AwareDateTime(load_default=None, allow_none=True)
     status = ma.fields.String(
