@@ -9,7 +9,6 @@ failures and deadlocks re-run the whole view a few times first.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import re
 import time
@@ -23,6 +22,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import DBAPIError
 
+from erp import jsontext
 from erp.context import current_actor, current_request_id
 from erp.db import backoff, current_db_role, current_tenant, is_retryable, one_flight_scope
 from erp.errors import Problem
@@ -118,7 +118,7 @@ def json_response(body: Any, status: int = 200) -> Response:
     """A JSON reply built by the view itself (a flask-smorest `@blp.response` passes a
     Response through untouched; its schema still documents the shape)."""
     return current_app.response_class(
-        json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json"
+        jsontext.dumps_bytes(body), status=status, mimetype="application/json"
     )
 
 

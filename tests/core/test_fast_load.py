@@ -218,3 +218,14 @@ def test_schemas_with_other_hooks_always_take_marshmallows_path(hook: Any) -> No
     assert _compile(Hooked()) is None
     assert _compile(Hooked(partial=True)) is None
     assert _compile(Line(unknown=ma.EXCLUDE)) is None
+
+
+def test_json_text_falls_back_for_what_orjson_refuses() -> None:
+    """Metadata may hold integers past 64 bits: JSON text of them, never an error."""
+    import json
+
+    from erp import jsontext
+
+    for value in [{"n": 2**64}, {"n": -(2**70), "s": "é"}, {"a": [1, 2.5, None, True]}]:
+        assert json.loads(jsontext.dumps(value)) == value
+    assert jsontext.dumps({"s": "é"}) == '{"s":"é"}'

@@ -8,7 +8,6 @@ the same invariants again for every writer (policies/ledger_*.sql).
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from erp import jsontext
 from erp.db import call_one, pg_array
 from erp.errors import Problem, field_problem, refusal
 from erp.ledger import periods, queries
@@ -183,7 +183,7 @@ def post_transaction(
         "status": cmd.status,
         "kind": kind,
         "effective_at": effective_at,
-        "metadata": json.dumps(cmd.metadata),
+        "metadata": jsontext.dumps(cmd.metadata),
         "reverses_id": reverses_id,
         "adjusts_id": adjusts_id,
         # In the request's order: a refusal names entries.<index> of the request.
@@ -193,7 +193,7 @@ def post_transaction(
         "currencies": _text_array([e.currency for e in entries]),
         "event_id": uuid.uuid4() if posted else None,
         # posted_at is the database's to say: the function adds it to the payload.
-        "event_payload": json.dumps(view.event_payload()) if posted else None,
+        "event_payload": jsontext.dumps(view.event_payload()) if posted else None,
         "allow_archived": kind in _SYSTEM_KINDS,
     }
     try:
