@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import select, text
@@ -82,13 +82,18 @@ def _resolve_api_key(cred: credentials.Credential) -> Principal:
         db.unit_of_work(lambda s: _touch(s, row.key_id), tenant=row.tenant_id)
         if entry is not None:
             entry.touched_at = time.monotonic()
-    return Principal(
+    if entry is not None and entry.principal is not None:
+        return cast(Principal, entry.principal)
+    principal = Principal(
         kind="api_key",
         id=row.key_id,
         label=row.name,
         tenant=TenantRef(row.tenant_id, row.tenant_slug, row.tenant_name),
         scopes=frozenset(row.scopes),
     )
+    if entry is not None:
+        entry.principal = principal
+    return principal
 
 
 def _recently_used(last_used_at: datetime | None) -> bool:

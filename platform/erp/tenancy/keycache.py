@@ -63,6 +63,8 @@ class _Entry:
     epoch: int
     fetched_at: float
     touched_at: float
+    #: The Principal built from `row` (immutable), once per entry, not per request.
+    principal: Any = None
 
 
 class KeyCache:
