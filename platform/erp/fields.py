@@ -156,6 +156,18 @@ class FastLoad(ma.Schema):
 
     _fast_plan: _Plan | bool | None = False  # False: not compiled yet; None: never fast
 
+    def try_fast(self, data: Any) -> dict[str, Any] | None:
+        """`data` loaded by the fast path, or None where it leaves the body to `load`."""
+        plan = self._fast_plan
+        if plan is False:
+            plan = self._fast_plan = _compile(self)
+        if plan is None or type(data) is not dict:
+            return None
+        try:
+            return _fast_load(plan, data)  # type: ignore[arg-type]
+        except (_Slow, ma.ValidationError):
+            return None
+
     def load(
         self,
         data: Any,
@@ -165,14 +177,9 @@ class FastLoad(ma.Schema):
         unknown: Any = None,
     ) -> Any:
         if many is None and partial is None and (unknown is None or unknown == self.unknown):
-            plan = self._fast_plan
-            if plan is False:
-                plan = self._fast_plan = _compile(self)
-            if plan is not None and type(data) is dict:
-                try:
-                    return _fast_load(plan, data)  # type: ignore[arg-type]
-                except (_Slow, ma.ValidationError):
-                    pass
+            loaded = self.try_fast(data)
+            if loaded is not None:
+                return loaded
         return super().load(data, many=many, partial=partial, unknown=unknown)
 
 

@@ -10,6 +10,7 @@ import marshmallow as ma
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from werkzeug.exceptions import HTTPException
 
 from erp.fields import Currency, FastLoad, StrictInt, _compile, _fast_load, _Plan
 from erp.ledger.schemas import TransactionIn
@@ -229,3 +230,35 @@ def test_json_text_falls_back_for_what_orjson_refuses() -> None:
     for value in [{"n": 2**64}, {"n": -(2**70), "s": "é"}, {"a": [1, 2.5, None, True]}]:
         assert json.loads(jsontext.dumps(value)) == value
     assert jsontext.dumps({"s": "é"}) == '{"s":"é"}'
+
+
+def test_the_posting_route_loads_its_body_past_webargs(app: Any) -> None:
+    """The parser hands a FastLoad body straight to the fast path, and leaves a body the
+    fast path doubts to webargs, whose 422 names the field."""
+    from erp.extensions import Blueprint
+
+    parser = Blueprint.ARGUMENTS_PARSER
+    schema = TransactionIn()
+    good = {
+        "description": "rent",
+        "entries": [
+            {"account_id": str(uuid.uuid4()), "amount": 5, "currency": "USD"},
+            {"account_id": str(uuid.uuid4()), "amount": -5, "currency": "USD"},
+        ],
+    }
+    calls = []
+    original = schema.try_fast
+
+    def spy(data: Any) -> Any:
+        calls.append(data)
+        return original(data)
+
+    schema.try_fast = spy  # type: ignore[method-assign]
+    with app.test_request_context("/", method="POST", json=good):
+        assert parser.parse(schema, location="json") == marshmallow_load(schema, good)[1]
+    assert calls == [good]
+    bad = {**good, "status": "void"}
+    with app.test_request_context("/", method="POST", json=bad), pytest.raises(HTTPException) as e:
+        parser.parse(schema, location="json")
+    assert e.value.code == 422
+    assert "status" in str(e.value.data)  # type: ignore[attr-defined]
