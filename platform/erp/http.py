@@ -22,7 +22,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import DBAPIError
 
-from erp import jsontext
+from erp import jsontext, logs
 from erp.context import current_actor, current_request_id
 from erp.db import backoff, current_db_role, current_tenant, is_retryable, one_flight_scope
 from erp.errors import Problem
@@ -173,9 +173,9 @@ def _finish(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
     started = g.get("started")
     if started is not None and not request.path.startswith(("/healthz", "/readyz")):
-        log.info(
-            "request",
-            extra={
+        logs.access(
+            log,
+            {
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,

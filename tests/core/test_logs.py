@@ -93,3 +93,44 @@ def test_no_line_holds_a_key_or_token(
     for secret in (tenant.key, created, operator_token):
         assert secret not in text
         assert secret.rsplit("_", 1)[1] not in text
+
+
+def test_the_fast_request_line_is_the_ordinary_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """erp.logs.access writes the request line itself when the JSON handler is the only
+    one (production): the same object as logger.info would write, no LogRecord built."""
+    from erp import logs
+    from erp.context import current_actor, current_request_id
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])  # pytest's capture handlers aside
+    monkeypatch.setattr(root, "level", logging.INFO)
+    built = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        built.append(args)
+        return factory(*args, **kwargs)
+
+    logging.setLogRecordFactory(counting)
+    tokens = [current_request_id.set("req-1"), current_actor.set("api_key:k")]
+    fields = {"method": "GET", "path": "/api/v1/me", "status": 200, "ms": 1.5, "note": "é\n"}
+    try:
+        monkeypatch.setattr(logs, "_FAST_HANDLER", handler)
+        logs.access(logging.getLogger("erp.http"), fields)
+        assert built == []
+        monkeypatch.setattr(logs, "_FAST_HANDLER", None)
+        logs.access(logging.getLogger("erp.http"), fields)
+        assert len(built) == 1
+    finally:
+        logging.setLogRecordFactory(factory)
+        for token in reversed(tokens):
+            token.var.reset(token)  # type: ignore[attr-defined]
+    fast, ordinary = _records(stream)
+    assert fast.pop("ts")
+    assert ordinary.pop("ts")
+    assert fast == ordinary
+    assert fast["msg"] == "request"
+    assert fast["request_id"] == "req-1"
