@@ -262,3 +262,35 @@ def test_the_posting_route_loads_its_body_past_webargs(app: Any) -> None:
         parser.parse(schema, location="json")
     assert e.value.code == 422
     assert "status" in str(e.value.data)  # type: ignore[attr-defined]
+
+
+def test_json_responses_carry_the_value_flasks_own_provider_would(app: Any) -> None:
+    """The app's JSON provider (orjson) answers the same JSON value as Flask's default,
+    including for what only Flask's `default` knows, and falls back where orjson
+    refuses (integers past 64 bits, non-string keys)."""
+    import dataclasses
+    import json
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from flask.json.provider import DefaultJSONProvider
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        when: date
+
+    plain = DefaultJSONProvider(app)
+    values = [
+        {"b": 1, "a": [1.5, None, True, "é"], "u": uuid.uuid4()},
+        {"when": datetime(2026, 12, 1, 9, 0, tzinfo=UTC), "day": date(2026, 12, 1)},
+        {"p": Point(1, date(2026, 1, 2)), "d": Decimal("1.10")},
+        {"big": 2**70},
+        {1: "int key"},
+    ]
+    with app.app_context():
+        for value in values:
+            ours = app.json.response(value)
+            theirs = plain.response(value)
+            assert json.loads(ours.get_data()) == json.loads(theirs.get_data())
+            assert ours.mimetype == "application/json"
