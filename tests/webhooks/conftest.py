@@ -132,10 +132,10 @@ def deliver_all(q: Queue, *tenants: TenantHandle) -> None:
     run_worker(q)
 
 
-def start_erp_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    """A real `erp worker` (forking work horses, as in production) on the test's
-    database, Redis and queues, in its own process group (kill the group to stop it
-    and its work horse)."""
+def start_erp_worker(settings: Settings, threads: int | None = None) -> subprocess.Popen[bytes]:
+    """A real `erp worker` (as in production: WORKER_THREADS jobs at once in threads;
+    `threads` 0: RQ's forking work horses) on the test's database, Redis and queues, in
+    its own process group (kill the group to stop it and any work horse)."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -147,8 +147,9 @@ def start_erp_worker(settings: Settings) -> subprocess.Popen[bytes]:
         "LOG_LEVEL": "WARNING",
     }
     erp = os.path.join(os.path.dirname(sys.executable), "erp")
+    args = [erp, "worker"] if threads is None else [erp, "worker", "--threads", str(threads)]
     return subprocess.Popen(
-        [erp, "worker"],
+        args,
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,

@@ -308,7 +308,7 @@ def test_a_worker_killed_mid_delivery_is_redelivered_after_recovery(
     owner_engine: Engine,
     settings: Settings,
 ) -> None:
-    """`erp worker` (a real process, forking work horses) is SIGKILLed while the receiver
+    """`erp worker` (a real process, threads as in production) is SIGKILLed while the receiver
     holds its request; once the lease runs out the sweep re-enqueues the message and it is
     delivered with the same webhook-id: at least once, the retry after an unknown outcome."""
     receiver = make_receiver(delay=30.0)
@@ -322,7 +322,7 @@ def test_a_worker_killed_mid_delivery_is_redelivered_after_recovery(
             time.sleep(0.05)
         assert len(receiver.requests) == 1, "the worker never reached the receiver"
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker (and a work horse, if forking)
         worker.wait(10)
     receiver.delay = 0.0
     (status,) = _rows(
@@ -394,3 +394,38 @@ def test_a_slow_endpoint_gives_its_worker_back_after_each_attempt(
     dispatcher.dispatch_tenant(tenant.id)
     run_worker(hooks_queue)
     assert len(slow.requests) == 2
+
+
+@pytest.mark.slow
+def test_a_slow_endpoint_holds_one_thread_and_the_others_are_delivered(
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
+    settings: Settings,
+) -> None:
+    """One real `erp worker` process: while an endpoint holds its request for 30 s, a
+    posting for another endpoint is delivered (a forking worker, one job at a time,
+    would wait the 30 s). The slow endpoint still gets one attempt at a time."""
+    slow = make_receiver(delay=30.0)
+    fast = make_receiver()
+    create_endpoint(client, tenant, slow.url)
+    post_transaction(client, tenant)
+    dispatcher.dispatch_tenant(tenant.id)
+    worker = start_erp_worker(settings, threads=4)
+    try:
+        deadline = time.monotonic() + 30
+        while not slow.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(slow.requests) == 1, "the worker never reached the slow endpoint"
+        create_endpoint(client, tenant, fast.url)
+        post_transaction(client, tenant)
+        dispatcher.dispatch_tenant(tenant.id)
+        deadline = time.monotonic() + 20  # well inside the slow endpoint's 30 s
+        while not fast.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(fast.requests) == 1, "the fast endpoint waited for the slow one"
+        assert len(slow.requests) == 1  # its second message waits for the first attempt
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)

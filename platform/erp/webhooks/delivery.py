@@ -1,12 +1,14 @@
 """Delivering messages: claim them (a lease), POST each, record the attempt.
 
 A job delivers one tenant's messages, endpoint by endpoint (DESIGN.md §4: batched per
-job, since RQ's forking worker caps near 26 jobs/s). For each endpoint it
+job, and run by `erp worker`'s non-forking ThreadedWorker, erp/worker.py, so a job
+waiting on an endpoint holds one thread of a worker, not the worker). For each
+endpoint it
 
 1. claims up to BATCH of the given messages that are pending, due and not leased,
    under a per-endpoint advisory lock, and only if no other job holds leases on that
    endpoint: the per-endpoint concurrency cap is one job at a time, so a slow endpoint
-   ties up one worker at most and never delays another endpoint's messages;
+   ties up one thread at most and never delays another endpoint's messages;
 2. POSTs each (erp.webhooks.sender) and, at the end of the batch, after a slow
    attempt or a 410, and at least every RECORD_EVERY_S, records the attempts made
    since the last record in one transaction: the attempt rows, each message moved on
