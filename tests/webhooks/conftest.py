@@ -108,14 +108,19 @@ def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
 
 @pytest.fixture
 def hooks_queue(app: ErpFlask) -> Iterator[Queue]:
-    """This test worker's webhooks queue, empty before and after the test. The app's
-    context stays pushed (as tests/core's `default_queue`): jobs run in this process,
-    and the dispatcher called by the test, use the session app's database and keys."""
+    """This test worker's webhooks queue, empty before and after the test, and so is
+    its started-job registry (a test that SIGKILLs a real `erp worker` leaves its job
+    there until the entry's TTL, minutes; a later test waiting for the registry to
+    drain would wait for it). The app's context stays pushed (as tests/core's
+    `default_queue`): jobs run in this process, and the dispatcher called by the test,
+    use the session app's database and keys."""
     with app.app_context():
         q = queue.queue("webhooks")
         q.empty()
+        q.connection.delete(q.started_job_registry.key)
         yield q
         q.empty()
+        q.connection.delete(q.started_job_registry.key)
 
 
 def run_worker(q: Queue) -> None:
