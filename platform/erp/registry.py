@@ -66,14 +66,22 @@ def load_event_type(name: str) -> EventType:
         ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not JSON ({e})") from None
-    description, schema = doc.get("description"), doc.get("schema")
-    if not isinstance(description, str) or not description.strip():
-        raise ValueError(f"{path}: needs a non-empty 'description'")
-    if not isinstance(schema, dict) or schema.get("type") != "object":
-        raise ValueError(f"{path}: 'schema' must be a JSON Schema of an object")
-    if set(doc) - {"description", "schema"}:
+    if not isinstance(doc, dict) or set(doc) - {"description", "schema"}:
         raise ValueError(f"{path}: only 'description' and 'schema' are read")
-    return EventType(name, description, schema)
+    description: Any = doc.get("description")
+    schema: Any = doc.get("schema")
+    return _checked(EventType(name, description, schema), str(path))
+
+
+def _checked(event: EventType, where: str = "") -> EventType:
+    where = where or f"event type {event.name!r}"
+    if not _EVENT_TYPE.fullmatch(event.name):
+        raise ValueError(f"event type {event.name!r}: expected dotted lower-case words")
+    if not isinstance(event.description, str) or not event.description.strip():
+        raise ValueError(f"{where}: needs a non-empty 'description'")
+    if not isinstance(event.schema, dict) or event.schema.get("type") != "object":
+        raise ValueError(f"{where}: 'schema' must be a JSON Schema of an object")
+    return event
 
 
 @dataclass(frozen=True)
@@ -156,14 +164,17 @@ class Registry:
             raise ValueError(f"SQLSTATE {state} is registered twice")
         self.sqlstates[state] = SqlstateProblem(slug, detail, field)
 
-    def events(self, *event_types: str) -> None:
-        """Outbox event types this domain emits (API.md, Outbound events). Each comes
-        with the JSON Schema of its `data` in `erp/event_schemas/<type>.json`
-        (`load_event_type`): a type without one is refused here (ValueError). Two
-        domains may register the same type (one emits it, another streams it)."""
-        for name in event_types:
-            self.event_schemas[name] = load_event_type(name)
-            self.event_types.add(name)
+    def events(self, *event_types: str | EventType) -> None:
+        """Outbox event types this domain emits (API.md, Outbound events), each with
+        the JSON Schema of its `data`: a name, whose schema is the file
+        `erp/event_schemas/<type>.json` (`load_event_type`; a type without one is
+        refused here, ValueError), or an `EventType` carrying its schema (a domain that
+        keeps it in code, e.g. tests' sample domain). Two domains may register the same
+        type (one emits it, another streams it)."""
+        for item in event_types:
+            event = load_event_type(item) if isinstance(item, str) else _checked(item)
+            self.event_schemas[event.name] = event
+            self.event_types.add(event.name)
 
     def cli(self, group: Any) -> None:
         """A click group, added to `erp` under its own name."""

@@ -115,3 +115,15 @@ def test_a_malformed_schema_file_is_refused(
     for name, why in (("a.b", "object"), ("a.c", "description"), ("a.d", "not JSON")):
         with pytest.raises(ValueError, match=why):
             Registry().events(name)
+
+
+def test_a_domain_may_register_a_type_with_its_schema_in_code() -> None:
+    from erp.registry import EventType
+
+    r = Registry()
+    r.events(EventType("x.happened", "It happened.", {"type": "object"}))
+    assert r.event_schemas["x.happened"].description == "It happened."
+    with pytest.raises(ValueError, match="description"):
+        r.events(EventType("x.other", " ", {"type": "object"}))
+    with pytest.raises(ValueError, match="object"):
+        r.events(EventType("x.third", "Third.", {"type": "string"}))
