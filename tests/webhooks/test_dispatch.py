@@ -145,6 +145,45 @@ def test_duplicate_jobs_make_one_attempt(
     assert len(receiver.requests) == 1
 
 
+def test_the_sweep_enqueues_nothing_for_an_endpoint_a_job_is_delivering_to(
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
+    owner_engine: Engine,
+) -> None:
+    """A job holding a live lease on an endpoint takes what is due for it when its batch
+    is done: the sweep queues jobs only for the other endpoints (with threads, jobs for
+    a busy endpoint would each claim nothing while a backlog drains)."""
+    busy, idle = make_receiver(), make_receiver()
+    busy_id = create_endpoint(client, tenant, busy.url)["id"]
+    create_endpoint(client, tenant, idle.url)
+    post_transaction(client, tenant)
+    post_transaction(client, tenant)
+    dispatcher.dispatch_tenant(tenant.id)
+    hooks_queue.empty()
+    owner_sql(  # a job is delivering the first of the busy endpoint's messages
+        owner_engine,
+        "UPDATE webhooks.messages SET lease_until = now() + interval '45 seconds' "
+        "WHERE id = (SELECT id FROM webhooks.messages WHERE tenant_id = :t "
+        "AND endpoint_id = :e ORDER BY created_at, id LIMIT 1)",
+        t=tenant.id,
+        e=busy_id,
+    )
+    dispatcher.dispatch_tenant(tenant.id)
+    assert hooks_queue.count == 1  # the idle endpoint's job only
+    run_worker(hooks_queue)
+    assert len(idle.requests) == 2
+    assert busy.requests == []
+    owner_sql(
+        owner_engine,
+        "UPDATE webhooks.messages SET lease_until = NULL WHERE tenant_id = :t",
+        t=tenant.id,
+    )
+    deliver_all(hooks_queue, tenant)  # the lease gone (its job died): both delivered
+    assert len(busy.requests) == 2
+
+
 def test_tenants_never_receive_each_others_events(
     client: Any,
     tenant: TenantHandle,
