@@ -3,8 +3,9 @@
 A tenant with `endpoints` endpoints (every event type) at one threaded HTTP
 receiver on 127.0.0.1 (in this process, answering 200 at once). `events` events are
 committed to the outbox (`erp.webhooks.services.emit`, `batch` per transaction), so
-`events x endpoints` messages are due; then `workers` `erp worker` processes (RQ's
-forking worker, as in production) deliver them while this process runs the
+`events x endpoints` messages are due; then `workers` `erp worker` processes (each
+running `threads` jobs at once, as in production; `threads` 0: RQ's forking worker)
+deliver them while this process runs the
 dispatcher's sweep every `sweep_s` (in production `erp scheduler` runs it every 2 s).
 The figure is messages delivered per second, from the first sweep until the receiver
 has every message, and each message's latency from its event's commit.
@@ -113,6 +114,17 @@ def processes(env: dict[str, str], commands: list[list[str]]) -> Iterator[None]:
                 proc.kill()
 
 
+def worker_command(p: dict[str, Any]) -> list[str]:
+    """`erp worker` with the scenario's `threads` (0: RQ's forking worker)."""
+    return ["worker", "--threads", str(p["threads"])]
+
+
+def worker_model(p: dict[str, Any]) -> str:
+    if p["threads"] == 0:
+        return f"{p['workers']} forking erp workers (a work horse per job)"
+    return f"{p['workers']} erp workers x {p['threads']} threads"
+
+
 def _emit(erp_db: Any, tenant: uuid.UUID, events: int, batch: int) -> dict[str, float]:
     """Commit `events` events in transactions of `batch`; each event id -> commit time."""
     from erp.webhooks import services as webhooks
@@ -183,7 +195,7 @@ def run(ctx: Context) -> Result:
                     )
                 ctx.log(f"{p['events']} events x {p['endpoints']} endpoints")
                 committed = _emit(erp_db, tenant, p["events"], p["batch"])
-                with processes(server_env(settings), [["worker"]] * p["workers"]):
+                with processes(server_env(settings), [worker_command(p)] * p["workers"]):
                     _wait_for_workers(p["workers"])
                     started = time.perf_counter()
                     deadline = started + p["timeout_s"]
@@ -198,7 +210,7 @@ def run(ctx: Context) -> Result:
     latencies = [at - committed[msg_id] for (msg_id, _path), at in delivered.items()]
     duplicates = receiver.total - len(receiver.first)
     row = summarize(
-        f"deliveries, {p['workers']} erp workers (fork per job, <= 50 per job)",
+        f"deliveries, {worker_model(p)}, <= 50 per job",
         latencies,
         wall_s=wall,
         errors=expected - len(delivered),
@@ -228,7 +240,7 @@ def run(ctx: Context) -> Result:
         {"deliveries_per_s": row.ops_per_s, "wall_s": wall},
         [
             f"{expected} messages in {wall:.2f} s: {row.ops_per_s:.0f} deliveries/s "
-            f"with {p['workers']} forking RQ workers; sweep every {p['sweep_s']} s"
+            f"with {worker_model(p)}; sweep every {p['sweep_s']} s"
         ],
     )
 
@@ -242,6 +254,8 @@ SCENARIO = Scenario(
         "endpoints": 4,
         "batch": 100,
         "workers": 2,
+        # Jobs each `erp worker` runs at once in threads; 0: RQ's forking worker.
+        "threads": 16,
         "sweep_s": 0.2,
         "timeout_s": 300.0,
         "ceiling_posts": 4000,

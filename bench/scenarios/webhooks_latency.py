@@ -2,7 +2,8 @@
 
 The push path as deployed: one `erp webhooks listen` process (LISTEN/NOTIFY, it
 dispatches a tenant as soon as its events commit) and `workers` `erp worker`
-processes (RQ's forking worker); nothing runs the periodic sweep, so every delivery
+processes (each running `threads` jobs at once; 0: RQ's forking worker); nothing
+runs the periodic sweep, so every delivery
 measured came through the push path. Emitter threads of this process commit one
 event per transaction (`erp.webhooks.services.emit`, the outbox write postings make)
 at `rate` events/s in all, paced on a fixed schedule, for `seconds`. A threaded HTTP
@@ -18,6 +19,12 @@ Two variants, each on its own tenant:
   endpoints' p99 must stay under 1 s (a slow endpoint never delays the others).
 
 The headline is p99 ÷ 1 s (issue 17: p99 < 1 s at 200 events/s).
+
+Where the time goes, per variant, from RQ's record of each push-path job
+(`deliver_due`, one endpoint each; the finished-job registry): the fast endpoints'
+jobs' queue wait (enqueued -> started) and run time, and the worker time the slow
+endpoint's jobs held (seconds of job per second of the variant: 1.0 is one whole
+worker, or one thread, taken).
 """
 
 from __future__ import annotations
@@ -29,7 +36,13 @@ from typing import Any
 
 from bench.apps import provision, server_env, services, settings_for
 from bench.core import Check, Context, Ratio, Result, Scenario
-from bench.scenarios.webhooks_delivery import Receiver, _ceiling, processes
+from bench.scenarios.webhooks_delivery import (
+    Receiver,
+    _ceiling,
+    processes,
+    worker_command,
+    worker_model,
+)
 from bench.servers import scratch_database
 from bench.stats import summarize
 
@@ -100,8 +113,47 @@ def _emit_paced(
     return committed, time.perf_counter() - started
 
 
+def _job_breakdown(slow_endpoint: str | None, seen: set[str], wall_s: float) -> dict[str, Any]:
+    """The push-path jobs finished since the last call: the fast endpoints' queue wait
+    and run time (p50/p99, ms), and the slow endpoint's job seconds per second."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from erp.extensions import queue
+    from erp.webhooks.dispatcher import DELIVER_DUE_JOB
+
+    q = queue.queue("webhooks")
+    ids = [j for j in q.finished_job_registry.get_job_ids() if j not in seen]
+    seen.update(ids)
+    waits, runs, slow_s = [], [], 0.0
+    for job in Job.fetch_many(ids, connection=q.connection, serializer=JSONSerializer):
+        if job is None or job.func_name != DELIVER_DUE_JOB:
+            continue
+        if not (job.enqueued_at and job.started_at and job.ended_at):
+            continue
+        run = (job.ended_at - job.started_at).total_seconds()
+        if job.args[1] == slow_endpoint:
+            slow_s += run
+            continue
+        waits.append((job.started_at - job.enqueued_at).total_seconds() * 1000)
+        runs.append(run * 1000)
+
+    def pct(xs: list[float], q: float) -> float:
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else 0.0
+
+    return {
+        "fast_jobs": len(waits),
+        "fast_wait_p50_ms": pct(waits, 0.5),
+        "fast_wait_p99_ms": pct(waits, 0.99),
+        "fast_run_p50_ms": pct(runs, 0.5),
+        "fast_run_p99_ms": pct(runs, 0.99),
+        "slow_job_s_per_s": slow_s / wall_s if wall_s else 0.0,
+    }
+
+
 def _variant(
-    ctx: Context, erp_db: Any, receiver: Receiver, label: str, slow: bool
+    ctx: Context, erp_db: Any, receiver: Receiver, label: str, slow: bool, seen: set[str]
 ) -> dict[str, Any]:
     from erp.webhooks import services as webhooks
     from erp.webhooks.commands import NewEndpoint
@@ -110,12 +162,19 @@ def _variant(
     tenant, _ = provision(erp_db, f"bench-hooklat-{uuid.uuid4().hex[:6]}")
     paths = [f"/{label}/e{i}" for i in range(p["endpoints"])]
     slow_path = f"/slow/{label}"
-    for path in paths + ([slow_path] if slow else []):
-        erp_db.unit_of_work(
-            lambda s, path=path: webhooks.create_endpoint(s, NewEndpoint(url=receiver.url + path)),
-            tenant=tenant,
+    ids = {
+        path: str(
+            erp_db.unit_of_work(
+                lambda s, path=path: webhooks.create_endpoint(
+                    s, NewEndpoint(url=receiver.url + path)
+                ),
+                tenant=tenant,
+            ).id
         )
+        for path in paths + ([slow_path] if slow else [])
+    }
     ctx.log(f"{label}: {p['rate']} events/s for {p['seconds']} s x {len(paths)} endpoints")
+    started = time.perf_counter()
     committed, emit_wall = _emit_paced(erp_db, tenant, p["rate"], p["seconds"], p["emitters"])
     expected = {(e, path) for e in committed for path in paths}
     deadline = time.perf_counter() + p["drain_s"]
@@ -128,7 +187,9 @@ def _variant(
         arrived = {k: v for k, v in receiver.first.items() if k in expected}
         slow_arrived = sum(1 for k in receiver.first if k[1] == slow_path)
     latencies = [at - committed[event] for (event, _path), at in arrived.items()]
+    wall = time.perf_counter() - started
     return {
+        "jobs": _job_breakdown(ids.get(slow_path), seen, wall),
         "latencies": latencies,
         "expected": len(expected),
         "arrived": len(arrived),
@@ -146,17 +207,18 @@ def run(ctx: Context) -> Result:
         with scratch_database(ctx.servers, "hooklat") as db:
             settings = settings_for(db, ctx.servers.redis_url)
             with services(settings) as erp_db:
-                commands = [["worker"]] * p["workers"] + [["webhooks", "listen"]]
+                commands = [worker_command(p)] * p["workers"] + [["webhooks", "listen"]]
+                seen: set[str] = set()
                 with processes(server_env(settings), commands):
                     _wait_ready(db.owner_url, p["workers"])
-                    results["fast"] = _variant(ctx, erp_db, receiver, "fast", slow=False)
-                    results["slow"] = _variant(ctx, erp_db, receiver, "withslow", slow=True)
+                    results["fast"] = _variant(ctx, erp_db, receiver, "fast", False, seen)
+                    results["slow"] = _variant(ctx, erp_db, receiver, "withslow", True, seen)
                 floor = _ceiling(receiver.url, p["ceiling_posts"])
     finally:
         receiver.close()
     fast, slow = results["fast"], results["slow"]
     fast_row = summarize(
-        f"{p['endpoints']} endpoints, {p['workers']} erp workers + listener",
+        f"{p['endpoints']} endpoints, {worker_model(p)} + listener",
         fast["latencies"],
         errors=fast["expected"] - fast["arrived"],
         note=f"commit -> first arrival; {fast['achieved_rate']:.0f} events/s achieved",
@@ -204,11 +266,20 @@ def run(ctx: Context) -> Result:
             "slow_variant_p99_s": slow_p99,
             "achieved_rate": fast["achieved_rate"],
             "slow_endpoint_deliveries": slow["slow_arrived"],
+            "jobs_fast_variant": fast["jobs"],
+            "jobs_slow_variant": slow["jobs"],
         },
         [
             f"p50 {fast_row.p50_ms:.0f} ms, p99 {fast_row.p99_ms:.0f} ms at "
             f"{fast['achieved_rate']:.0f} events/s; beside a {p['slow_s']:g} s endpoint: "
-            f"p99 {slow_row.p99_ms:.0f} ms ({slow['slow_arrived']} slow deliveries made)"
+            f"p99 {slow_row.p99_ms:.0f} ms ({slow['slow_arrived']} slow deliveries made)",
+            *(
+                f"{name} variant, push-path jobs: {j['fast_jobs']} for the fast endpoints, "
+                f"queue wait p50 {j['fast_wait_p50_ms']:.0f} / p99 {j['fast_wait_p99_ms']:.0f} "
+                f"ms, run p50 {j['fast_run_p50_ms']:.0f} / p99 {j['fast_run_p99_ms']:.0f} ms; "
+                f"slow endpoint's jobs held {j['slow_job_s_per_s']:.2f} job-s per s"
+                for name, j in (("fast", fast["jobs"]), ("slow", slow["jobs"]))
+            ),
         ],
     )
 
@@ -223,6 +294,8 @@ SCENARIO = Scenario(
         "seconds": 20.0,
         "endpoints": 2,
         "workers": 2,
+        # Jobs each `erp worker` runs at once in threads; 0: RQ's forking worker.
+        "threads": 16,
         "emitters": 2,
         "slow_s": 10.0,
         "drain_s": 60.0,

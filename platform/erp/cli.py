@@ -97,14 +97,23 @@ def serve(host: str, port: int, workers: int, threads: int, worker_class: str | 
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-def worker(burst: bool) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Jobs run at once, each in a thread of this process (default: WORKER_THREADS, "
+    "16); 0: RQ's forking worker, one job at a time.",
+)
+def worker(burst: bool, threads: int | None) -> None:
     """Run an RQ worker (with the scheduler, for retries) on every queue.
 
+    Non-forking by default: up to WORKER_THREADS jobs at once in threads, so a slow
+    webhook endpoint holds one thread, not the process (erp/worker.py).
     Refused without SECRET_KEY, as `erp serve`: jobs run the same code.
     """
     from erp.worker import run_worker
 
-    run_worker(_settings(signing=True), burst=burst)
+    run_worker(_settings(signing=True), burst=burst, threads=threads)
 
 
 @main.command()

@@ -249,6 +249,10 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     queue_prefix: str = "erp"
+    #: Jobs one `erp worker` process runs at once, each in a thread (erp/worker.py);
+    #: 0: RQ's forking worker (a work horse per job, one at a time). Measured in
+    #: bench/README.md (the webhooks scenarios).
+    worker_threads: int = 16
     rate_limits: RateLimits = field(default_factory=RateLimits)
     #: Longest a process serves a verified API key from memory (erp/tenancy/keycache.py);
     #: changes made through the API apply everywhere within 0.1 s regardless. 0: off.
@@ -317,6 +321,7 @@ class Settings:
             log_level=r.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),
             log_json=r.boolean("LOG_JSON", cls.log_json),
             queue_prefix=r.text("QUEUE_PREFIX", cls.queue_prefix),
+            worker_threads=r.integer("WORKER_THREADS", cls.worker_threads, minimum=0),
             rate_limits=r.parsed("RATE_LIMITS", RateLimits(), RateLimits.parse),
             auth_cache_seconds=r.integer("AUTH_CACHE_SECONDS", cls.auth_cache_seconds),
             encryption_keys=r.parsed("ENCRYPTION_KEYS", (), parse_keys),

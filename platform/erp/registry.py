@@ -14,10 +14,13 @@ there: importing `erp.ledger.services` must not drag in its routes.
 from __future__ import annotations
 
 import importlib
+import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -30,6 +33,55 @@ Validator = Callable[[Any], list[str]]
 #: raises a 401/403 Problem for a credential of its kind that does not hold.
 Authenticator = Callable[[str, str | None], Any]
 Applier = Callable[[Session, Any, str], None]
+
+#: The JSON Schema of each outbox event type's `data` (API.md, Outbound events): one
+#: file per type, `<type>.json` = `{"description": "...", "schema": {...}}`. A domain
+#: registering a type (`Registry.events`) without its file is refused at registration.
+EVENT_SCHEMAS = Path(__file__).parent / "event_schemas"
+_EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+@dataclass(frozen=True)
+class EventType:
+    """A published outbox event type: what `GET /webhooks/event-types` serves."""
+
+    name: str
+    description: str
+    #: JSON Schema of the event's `data`.
+    schema: dict[str, Any]
+
+
+def load_event_type(name: str) -> EventType:
+    """The event type's description and schema from EVENT_SCHEMAS; ValueError naming
+    the file to write when it is missing or malformed."""
+    if not _EVENT_TYPE.fullmatch(name):
+        raise ValueError(f"event type {name!r}: expected dotted lower-case words")
+    path = EVENT_SCHEMAS / f"{name}.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(
+            f"event type {name!r} is registered without a JSON Schema of its data: "
+            f"write platform/erp/event_schemas/{name}.json (docs/domains.md, Events)"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from None
+    if not isinstance(doc, dict) or set(doc) - {"description", "schema"}:
+        raise ValueError(f"{path}: only 'description' and 'schema' are read")
+    description: Any = doc.get("description")
+    schema: Any = doc.get("schema")
+    return _checked(EventType(name, description, schema), str(path))
+
+
+def _checked(event: EventType, where: str = "") -> EventType:
+    where = where or f"event type {event.name!r}"
+    if not _EVENT_TYPE.fullmatch(event.name):
+        raise ValueError(f"event type {event.name!r}: expected dotted lower-case words")
+    if not isinstance(event.description, str) or not event.description.strip():
+        raise ValueError(f"{where}: needs a non-empty 'description'")
+    if not isinstance(event.schema, dict) or event.schema.get("type") != "object":
+        raise ValueError(f"{where}: 'schema' must be a JSON Schema of an object")
+    return event
 
 
 @dataclass(frozen=True)
@@ -75,6 +127,7 @@ class Registry:
     usage: dict[str, str] = field(default_factory=dict)
     sqlstates: dict[str, SqlstateProblem] = field(default_factory=dict)
     event_types: set[str] = field(default_factory=set)
+    event_schemas: dict[str, EventType] = field(default_factory=dict)
     cli_groups: list[Any] = field(default_factory=list)
     demo_seeders: list[Callable[[Session], None]] = field(default_factory=list)
     periodic: dict[str, PeriodicTask] = field(default_factory=dict)
@@ -111,9 +164,17 @@ class Registry:
             raise ValueError(f"SQLSTATE {state} is registered twice")
         self.sqlstates[state] = SqlstateProblem(slug, detail, field)
 
-    def events(self, *event_types: str) -> None:
-        """Outbox event types this domain emits (API.md, Outbound events)."""
-        self.event_types.update(event_types)
+    def events(self, *event_types: str | EventType) -> None:
+        """Outbox event types this domain emits (API.md, Outbound events), each with
+        the JSON Schema of its `data`: a name, whose schema is the file
+        `erp/event_schemas/<type>.json` (`load_event_type`; a type without one is
+        refused here, ValueError), or an `EventType` carrying its schema (a domain that
+        keeps it in code, e.g. tests' sample domain). Two domains may register the same
+        type (one emits it, another streams it)."""
+        for item in event_types:
+            event = load_event_type(item) if isinstance(item, str) else _checked(item)
+            self.event_schemas[event.name] = event
+            self.event_types.add(event.name)
 
     def cli(self, group: Any) -> None:
         """A click group, added to `erp` under its own name."""

@@ -119,6 +119,7 @@ def test_checkov_passes(
         (("api.replicas=-1",), r"/api/replicas.*minimum"),
         (("worker.replicas=-3",), r"/worker/replicas.*minimum"),
         (("worker.replicas=two",), r"/worker/replicas.*(integer|type)"),
+        (("worker.threads=-1",), r"/worker/threads.*minimum"),
         (("foo=1",), r"additional properties 'foo' not allowed"),
         (("api.replica=3",), r"/api.*additional properties 'replica' not allowed"),
         (("config.SECRET_KEY=inline",), r"/config.*additional properties 'SECRET_KEY'"),
@@ -157,6 +158,7 @@ SET_OTHERWISE = {
     "HOST": "the API container's env (0.0.0.0)",
     "PORT": "api.port",
     "WEB_CONCURRENCY": "api.webConcurrency",
+    "WORKER_THREADS": "worker.threads",
     "ERP_ROOT": "the image (/app)",
     "ERP_TEMPLATES_DIR": "the image's ERP_ROOT/tenants/templates; extraEnv to override",
     "ENVIRONMENT": "unset: production (Secure cookies); `development` is `erp dev`'s",
@@ -257,6 +259,7 @@ def test_default_release_shape(rendered: Callable[[str], Manifests]) -> None:
 
     (w,) = _containers(find(ms, "Deployment", "rel-erp-worker"))
     assert w["args"] == ["worker"]
+    assert env_of(w)["WORKER_THREADS"] == "16"  # erp/worker.py's threads, measured
     sched = find(ms, "Deployment", "rel-erp-scheduler")
     assert sched["spec"]["replicas"] == 1
     assert _containers(sched)[0]["args"] == ["scheduler"]

@@ -108,14 +108,19 @@ def receiver(make_receiver: Callable[..., Receiver]) -> Receiver:
 
 @pytest.fixture
 def hooks_queue(app: ErpFlask) -> Iterator[Queue]:
-    """This test worker's webhooks queue, empty before and after the test. The app's
-    context stays pushed (as tests/core's `default_queue`): jobs run in this process,
-    and the dispatcher called by the test, use the session app's database and keys."""
+    """This test worker's webhooks queue, empty before and after the test, and so is
+    its started-job registry (a test that SIGKILLs a real `erp worker` leaves its job
+    there until the entry's TTL, minutes; a later test waiting for the registry to
+    drain would wait for it). The app's context stays pushed (as tests/core's
+    `default_queue`): jobs run in this process, and the dispatcher called by the test,
+    use the session app's database and keys."""
     with app.app_context():
         q = queue.queue("webhooks")
         q.empty()
+        q.connection.delete(q.started_job_registry.key)
         yield q
         q.empty()
+        q.connection.delete(q.started_job_registry.key)
 
 
 def run_worker(q: Queue) -> None:
@@ -132,10 +137,10 @@ def deliver_all(q: Queue, *tenants: TenantHandle) -> None:
     run_worker(q)
 
 
-def start_erp_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    """A real `erp worker` (forking work horses, as in production) on the test's
-    database, Redis and queues, in its own process group (kill the group to stop it
-    and its work horse)."""
+def start_erp_worker(settings: Settings, threads: int | None = None) -> subprocess.Popen[bytes]:
+    """A real `erp worker` (as in production: WORKER_THREADS jobs at once in threads;
+    `threads` 0: RQ's forking work horses) on the test's database, Redis and queues, in
+    its own process group (kill the group to stop it and any work horse)."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -147,8 +152,9 @@ def start_erp_worker(settings: Settings) -> subprocess.Popen[bytes]:
         "LOG_LEVEL": "WARNING",
     }
     erp = os.path.join(os.path.dirname(sys.executable), "erp")
+    args = [erp, "worker"] if threads is None else [erp, "worker", "--threads", str(threads)]
     return subprocess.Popen(
-        [erp, "worker"],
+        args,
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,

@@ -145,6 +145,45 @@ def test_duplicate_jobs_make_one_attempt(
     assert len(receiver.requests) == 1
 
 
+def test_the_sweep_enqueues_nothing_for_an_endpoint_a_job_is_delivering_to(
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
+    owner_engine: Engine,
+) -> None:
+    """A job holding a live lease on an endpoint takes what is due for it when its batch
+    is done: the sweep queues jobs only for the other endpoints (with threads, jobs for
+    a busy endpoint would each claim nothing while a backlog drains)."""
+    busy, idle = make_receiver(), make_receiver()
+    busy_id = create_endpoint(client, tenant, busy.url)["id"]
+    create_endpoint(client, tenant, idle.url)
+    post_transaction(client, tenant)
+    post_transaction(client, tenant)
+    dispatcher.dispatch_tenant(tenant.id)
+    hooks_queue.empty()
+    owner_sql(  # a job is delivering the first of the busy endpoint's messages
+        owner_engine,
+        "UPDATE webhooks.messages SET lease_until = now() + interval '45 seconds' "
+        "WHERE id = (SELECT id FROM webhooks.messages WHERE tenant_id = :t "
+        "AND endpoint_id = :e ORDER BY created_at, id LIMIT 1)",
+        t=tenant.id,
+        e=busy_id,
+    )
+    dispatcher.dispatch_tenant(tenant.id)
+    assert hooks_queue.count == 1  # the idle endpoint's job only
+    run_worker(hooks_queue)
+    assert len(idle.requests) == 2
+    assert busy.requests == []
+    owner_sql(
+        owner_engine,
+        "UPDATE webhooks.messages SET lease_until = NULL WHERE tenant_id = :t",
+        t=tenant.id,
+    )
+    deliver_all(hooks_queue, tenant)  # the lease gone (its job died): both delivered
+    assert len(busy.requests) == 2
+
+
 def test_tenants_never_receive_each_others_events(
     client: Any,
     tenant: TenantHandle,
@@ -308,7 +347,7 @@ def test_a_worker_killed_mid_delivery_is_redelivered_after_recovery(
     owner_engine: Engine,
     settings: Settings,
 ) -> None:
-    """`erp worker` (a real process, forking work horses) is SIGKILLed while the receiver
+    """`erp worker` (a real process, threads as in production) is SIGKILLed while the receiver
     holds its request; once the lease runs out the sweep re-enqueues the message and it is
     delivered with the same webhook-id: at least once, the retry after an unknown outcome."""
     receiver = make_receiver(delay=30.0)
@@ -322,7 +361,7 @@ def test_a_worker_killed_mid_delivery_is_redelivered_after_recovery(
             time.sleep(0.05)
         assert len(receiver.requests) == 1, "the worker never reached the receiver"
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker (and a work horse, if forking)
         worker.wait(10)
     receiver.delay = 0.0
     (status,) = _rows(
@@ -394,3 +433,38 @@ def test_a_slow_endpoint_gives_its_worker_back_after_each_attempt(
     dispatcher.dispatch_tenant(tenant.id)
     run_worker(hooks_queue)
     assert len(slow.requests) == 2
+
+
+@pytest.mark.slow
+def test_a_slow_endpoint_holds_one_thread_and_the_others_are_delivered(
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
+    settings: Settings,
+) -> None:
+    """One real `erp worker` process: while an endpoint holds its request for 30 s, a
+    posting for another endpoint is delivered (a forking worker, one job at a time,
+    would wait the 30 s). The slow endpoint still gets one attempt at a time."""
+    slow = make_receiver(delay=30.0)
+    fast = make_receiver()
+    create_endpoint(client, tenant, slow.url)
+    post_transaction(client, tenant)
+    dispatcher.dispatch_tenant(tenant.id)
+    worker = start_erp_worker(settings, threads=4)
+    try:
+        deadline = time.monotonic() + 30
+        while not slow.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(slow.requests) == 1, "the worker never reached the slow endpoint"
+        create_endpoint(client, tenant, fast.url)
+        post_transaction(client, tenant)
+        dispatcher.dispatch_tenant(tenant.id)
+        deadline = time.monotonic() + 20  # well inside the slow endpoint's 30 s
+        while not fast.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(fast.requests) == 1, "the fast endpoint waited for the slow one"
+        assert len(slow.requests) == 1  # its second message waits for the first attempt
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)

@@ -221,7 +221,11 @@ def test_two_listeners_never_cause_a_second_attempt(
     for _ in range(postings):
         post_transaction(client, tenant)
     _wait(lambda: all(len(r.requests) >= postings for r in receivers), 30)
-    _wait(lambda: hooks_queue.count == 0 and not hooks_queue.started_job_registry.count, 10)
+    try:
+        _wait(lambda: hooks_queue.count == 0 and not hooks_queue.started_job_registry.count, 10)
+    except AssertionError:
+        started = hooks_queue.started_job_registry.get_job_ids()
+        raise AssertionError(f"queued {hooks_queue.job_ids}, started {started}") from None
     time.sleep(0.3)  # anything a second dispatch enqueued has run
     for r in receivers:
         ids = r.ids()

@@ -1,15 +1,18 @@
 """Delivering messages: claim them (a lease), POST each, record the attempt.
 
 A job delivers one tenant's messages, endpoint by endpoint (DESIGN.md §4: batched per
-job, since RQ's forking worker caps near 26 jobs/s). For each endpoint it
+job, and run by `erp worker`'s non-forking ThreadedWorker, erp/worker.py, so a job
+waiting on an endpoint holds one thread of a worker, not the worker). For each
+endpoint it
 
 1. claims up to BATCH of the given messages that are pending, due and not leased,
    under a per-endpoint advisory lock, and only if no other job holds leases on that
    endpoint: the per-endpoint concurrency cap is one job at a time, so a slow endpoint
-   ties up one worker at most and never delays another endpoint's messages;
-2. POSTs each (erp.webhooks.sender), then in one transaction records the attempt,
-   moves the message on (delivered, the next retry, failed) and extends the lease of
-   the rest of the batch.
+   ties up one thread at most and never delays another endpoint's messages;
+2. POSTs each (erp.webhooks.sender) and, at the end of the batch, after a slow
+   attempt or a 410, and at least every RECORD_EVERY_S, records the attempts made
+   since the last record in one transaction: the attempt rows, each message moved on
+   (delivered, the next retry, failed), the leases of the rest of the batch extended.
 
 A lease outlives the longest attempt (connect 5 s + 15 s), so a message is attempted
 again only after its job died (SIGKILL, lost host): at least once, never twice
@@ -51,6 +54,11 @@ JOB_BUDGET_S = 30.0
 PUSH_JOB_BUDGET_S = 0.5
 #: An attempt slower than this ends its job's batch (the rest are left for later jobs).
 SLOW_ATTEMPT_MS = 1000
+#: A job records its attempts (one transaction for all made since the last record) at
+#: the end of each batch, after a slow attempt or a 410, and at least this often. The
+#: delivery itself never waits for it; a job that dies before recording leaves those
+#: messages leased, and they are sent again after the lease (an unknown outcome).
+RECORD_EVERY_S = 0.25
 #: An endpoint failing this long is disabled.
 FAILING_LIMIT = timedelta(days=5)
 
@@ -131,86 +139,92 @@ def next_attempt(step: int, now: datetime) -> datetime | None:
     return now + timedelta(seconds=delay)
 
 
-#: One statement: the attempt row, the message's next state (the next retry from the
-#: jittered delays, or failed when the schedule is spent), the leases of the rest of
-#: the job's batch renewed, and the endpoint's failing clock.
+#: One statement for the attempts a job made since its last record: the attempt rows,
+#: each message's next state (the next retry after its jittered delay, or failed when
+#: the schedule is spent), the leases of the rest of the job's batch renewed, and the
+#: endpoint's failing clock (cleared by a success, started by a failure after it).
 _RECORD = text("""
-    WITH attempt AS (
+    WITH made AS (
+        SELECT * FROM unnest(CAST(:attempt_ids AS uuid[]), CAST(:messages AS uuid[]),
+                             CAST(:oks AS boolean[]), CAST(:response_statuses AS integer[]),
+                             CAST(:response_bodies AS text[]), CAST(:errors AS text[]),
+                             CAST(:durations AS integer[]))
+               AS i(attempt_id, message, ok, response_status, response_body, error,
+                    duration_ms)
+    ), attempt AS (
         INSERT INTO webhooks.attempts (id, message_id, endpoint_id, status, response_status,
                                        response_body, error, duration_ms)
-        VALUES (:attempt_id, :message, :endpoint, :status, :response_status, :response_body,
-                :error, :duration_ms)
+        SELECT i.attempt_id, i.message, :endpoint,
+               CASE WHEN i.ok THEN 'succeeded' ELSE 'failed' END,
+               i.response_status, i.response_body, i.error, i.duration_ms
+          FROM made i
     ), rest AS (
         UPDATE webhooks.messages r SET lease_until = now() + CAST(:lease AS interval)
          WHERE r.id = ANY(CAST(:rest AS uuid[])) AND r.status = 'pending'
     ), moved AS (
         UPDATE webhooks.messages m
            SET attempts = m.attempts + 1,
-               status = CASE WHEN :ok THEN 'delivered'
+               status = CASE WHEN i.ok THEN 'delivered'
                              WHEN m.schedule_step >= :steps THEN 'failed'
                              ELSE 'pending' END,
                next_attempt_at = CASE
-                   WHEN :ok OR m.schedule_step >= :steps THEN NULL
+                   WHEN i.ok OR m.schedule_step >= :steps THEN NULL
                    ELSE now() + make_interval(
-                       secs => (CAST(:delays AS float8[]))[m.schedule_step + 1]) END,
-               schedule_step = m.schedule_step + CASE WHEN :ok THEN 0 ELSE 1 END,
+                       secs => (CAST(:delays AS float8[]))[m.schedule_step + 1]
+                               * (1 + :jitter * (2 * random() - 1))) END,
+               schedule_step = m.schedule_step + CASE WHEN i.ok THEN 0 ELSE 1 END,
                lease_until = NULL,
                updated_at = now()
-         WHERE m.id = :message AND m.status = 'pending'
+          FROM made i
+         WHERE m.id = i.message AND m.status = 'pending'
     )
     UPDATE webhooks.endpoints e
-       SET failing_since = CASE WHEN :ok THEN NULL ELSE coalesce(e.failing_since, now()) END
+       SET failing_since = CASE WHEN :last_ok THEN NULL
+                                WHEN :any_ok THEN now()
+                                ELSE coalesce(e.failing_since, now()) END
      WHERE e.id = :endpoint
     RETURNING e.failing_since
 """)
 #: An attempt's record need not wait for its WAL flush: if PostgreSQL crashes before
 #: the flush, the record is lost, the lease taken at the claim (committed durably) runs
 #: out, and the message is sent again with the same webhook-id, as after any unknown
-#: outcome. Saves a disk flush per delivery.
+#: outcome. Saves a disk flush per record.
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
-
-
-def jittered_delays() -> str:
-    """The retry delays (seconds) with ±10 % jitter each, as a float8[] literal."""
-    return (
-        "{"
-        + ",".join(
-            f"{d.total_seconds() * (1 + random.uniform(-JITTER, JITTER)):.3f}" for d in SCHEDULE
-        )
-        + "}"
-    )
+_DELAYS = "{" + ",".join(f"{d.total_seconds():.3f}" for d in SCHEDULE) + "}"
 
 
 def record(
     s: Session,
     endpoint_id: uuid.UUID,
-    claimed: Claimed,
-    outcome: sender.Outcome,
+    made: list[tuple[Claimed, sender.Outcome]],
     rest: list[uuid.UUID],
 ) -> bool:
-    """The attempt, the message's next state, the endpoint's health: one transaction.
-    True when the endpoint got disabled by it (410, or failing for 5 days)."""
+    """Attempts made (in order), each message's next state, the endpoint's health: one
+    transaction. True when the endpoint got disabled by them (410, or failing 5 days)."""
     now = datetime.now(UTC)
     s.execute(_ASYNC_COMMIT)
+    oks = [outcome.succeeded for _, outcome in made]
     failing_since = s.execute(
         _RECORD,
         {
-            "attempt_id": uuid.uuid4(),
-            "message": claimed.message_id,
+            "attempt_ids": [uuid.uuid4() for _ in made],
+            "messages": [claimed.message_id for claimed, _ in made],
+            "oks": oks,
+            "response_statuses": [outcome.status for _, outcome in made],
+            "response_bodies": [outcome.body for _, outcome in made],
+            "errors": [outcome.error for _, outcome in made],
+            "durations": [outcome.duration_ms for _, outcome in made],
             "endpoint": endpoint_id,
-            "status": "succeeded" if outcome.succeeded else "failed",
-            "ok": outcome.succeeded,
-            "response_status": outcome.status,
-            "response_body": outcome.body,
-            "error": outcome.error,
-            "duration_ms": outcome.duration_ms,
+            "last_ok": oks[-1],
+            "any_ok": any(oks),
             "steps": len(SCHEDULE),
-            "delays": jittered_delays(),
+            "delays": _DELAYS,
+            "jitter": JITTER,
             "rest": "{" + ",".join(map(str, rest)) + "}",
             "lease": f"{LEASE.seconds} s",
         },
     ).scalar_one()
-    if outcome.status == 410:
+    if any(outcome.status == 410 for _, outcome in made):
         services.disable_by_system(s, endpoint_id, "gone")
         return True
     if failing_since is not None and now - failing_since >= FAILING_LIMIT:
@@ -262,24 +276,28 @@ def deliver_endpoint(
         url, secrets, batch = db.unit_of_work(_claim, tenant=tenant)
         if not batch:
             break
+        made_here: list[tuple[Claimed, sender.Outcome]] = []
+        recorded_at = time.monotonic()
         for i, item in enumerate(batch):
             stamp = int(time.time())
             headers = signing.headers(str(item.event_id), stamp, item.body, secrets)
             outcome = sender.post(url, item.body, headers, allowed)
-            rest = [c.message_id for c in batch[i + 1 :]]
-
-            def _record(
-                s: Session,
-                item: Claimed = item,
-                outcome: sender.Outcome = outcome,
-                rest: list[uuid.UUID] = rest,
-            ) -> bool:
-                return record(s, endpoint_id, item, outcome, rest)
-
+            made_here.append((item, outcome))
             made += 1
-            if db.unit_of_work(_record, tenant=tenant):
-                return made  # disabled: its pending messages failed with it
-            if outcome.duration_ms > SLOW_ATTEMPT_MS and rest:
+            rest = [c.message_id for c in batch[i + 1 :]]
+            slow = outcome.duration_ms > SLOW_ATTEMPT_MS
+            if (
+                not rest
+                or slow
+                or outcome.status == 410
+                or time.monotonic() - recorded_at >= RECORD_EVERY_S
+            ):
+                # The outcomes so far in one transaction, the rest's leases renewed.
+                rec = partial(record, endpoint_id=endpoint_id, made=made_here, rest=rest)
+                if db.unit_of_work(rec, tenant=tenant):
+                    return made  # disabled: its pending messages failed with it
+                made_here, recorded_at = [], time.monotonic()
+            if slow and rest:
                 # A slow endpoint gives its worker back after each attempt: the rest
                 # go to a later job (the sweep finds them due) instead of holding this
                 # worker for the whole batch.

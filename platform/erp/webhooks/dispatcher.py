@@ -69,10 +69,16 @@ _FAN_OUT = text("""
     )
     SELECT count(*) FROM claimed
 """)
+#: Due messages of endpoints no job is delivering to (none holds a live lease there):
+#: a busy endpoint's job claims what is due for it when its batch is done, so a job
+#: enqueued for it now would only find it busy (and the threads of `erp worker` would
+#: spend themselves on such jobs while a backlog drains).
 _DUE = text("""
     SELECT m.id, m.endpoint_id FROM webhooks.messages m
      WHERE m.status = 'pending' AND m.next_attempt_at <= now()
        AND (m.lease_until IS NULL OR m.lease_until <= now())
+       AND m.endpoint_id NOT IN (SELECT b.endpoint_id FROM webhooks.messages b
+                                  WHERE b.status = 'pending' AND b.lease_until > now())
      ORDER BY m.next_attempt_at
      LIMIT :limit
 """)

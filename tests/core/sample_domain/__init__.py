@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from erp.registry import Registry
+from erp.registry import EventType, Registry
 
 
 def register(r: Registry) -> None:
@@ -17,6 +17,12 @@ def register(r: Registry) -> None:
     r.blueprint(routes.blp)
     r.usage_count("sample_notes", "SELECT count(*) FROM iam.api_keys WHERE false")
     r.sqlstate("ES001", "conflict", "The note is frozen.", field="note")
-    r.events("sample.noted")
+    r.events(
+        EventType(
+            "sample.noted",
+            "A note was taken (tests' sample domain).",
+            {"type": "object", "properties": {"note": {"type": "string"}}},
+        )
+    )
     r.every(timedelta(minutes=5), "tests.core.sample_domain.routes.tick", name="sample.tick")
     r.catalog(append_only=["sample.notes"])
