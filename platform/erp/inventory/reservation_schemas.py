@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from erp.fields import StrictInt
+from erp.fields import FastLoad, StrictInt
 from erp.inventory.models import RESERVATION_STATUSES
 from erp.pagination import ListArgs, page_schema
 
 
-class ReservationIn(ma.Schema):
+class ReservationIn(FastLoad):
     item_id = ma.fields.UUID(required=True)
     location_id = ma.fields.UUID(required=True)
     quantity = StrictInt(required=True, validate=ma.validate.Range(min=1))
