@@ -60,14 +60,14 @@ class Shop:
         self.made[prefix] = self.made.get(prefix, 0) + 1
         return f"{prefix}-{self.made[prefix]}"
 
-    def item(self, *, archived: bool = False) -> uuid.UUID:
+    def item(self, *, archived: bool = False, reorder_point: int | None = None) -> uuid.UUID:
         item_id = uuid.uuid4()
         sku = self._next("SKU")
         with pinned(self.app_url, self.tenant.id) as conn:
             conn.execute(
-                "INSERT INTO inventory.items (id, sku, name, unit, archived)"
-                " VALUES (%s, %s, %s, 'each', %s)",
-                (item_id, sku, f"Item {sku}", archived),
+                "INSERT INTO inventory.items (id, sku, name, unit, archived, reorder_point)"
+                " VALUES (%s, %s, %s, 'each', %s, %s)",
+                (item_id, sku, f"Item {sku}", archived, reorder_point),
             )
         return item_id
 

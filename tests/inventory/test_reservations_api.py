@@ -326,3 +326,18 @@ def test_stock_changed_once_per_level_and_commit(shop: Shop) -> None:
     # a refusal: none
     shop.api("POST", "/reservations", _body(a, loc, 99))
     assert len(shop.events()) == already + 3
+
+
+def test_reserving_below_the_reorder_point_emits_stock_low_once(shop: Shop) -> None:
+    item, loc = shop.item(reorder_point=5), shop.location()
+    shop.receive(item, loc, 8)
+    assert shop.events("stock.low") == []
+    for quantity in (2, 2, 1):  # available 6, then 4 (crossing), then 3
+        assert shop.api("POST", "/reservations", _body(item, loc, quantity)).status_code == 201
+    low = shop.events("stock.low")
+    assert [(e["item_id"], e["available"], e["reorder_point"]) for e in low] == [(str(item), 4, 5)]
+    # released back to 8 (re-armed), then down again: a second crossing, a second event
+    for made in shop.api("GET", f"/reservations?item_id={item}").get_json()["items"]:
+        assert shop.api("POST", f"/reservations/{made['id']}/release").status_code == 200
+    assert shop.api("POST", "/reservations", _body(item, loc, 6)).status_code == 201
+    assert [e["available"] for e in shop.events("stock.low")] == [4, 2]
