@@ -24,6 +24,7 @@ SCENARIOS: tuple[str, ...] = (
     "inventory_moves_api",
     "webhooks_delivery",
     "webhooks_latency",
+    "inventory_hot_sku",
 )
 
 

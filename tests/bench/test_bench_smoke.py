@@ -115,6 +115,14 @@ TINY: dict[str, dict[str, object]] = {
     },
     "webhooks_delivery": {"events": 20, "endpoints": 2, "batch": 10, "ceiling_posts": 20},
     "webhooks_latency": {"rate": 50.0, "seconds": 0.4, "slow_s": 1.0, "drain_s": 30.0},
+    "inventory_hot_sku": {
+        "processes": 1,
+        "threads": 4,
+        "seconds": 2.0,
+        "rounds": 1,
+        "warmup_s": 0.5,
+        "last_units": 5,
+    },
     "serve_models": {
         "configs": ["sync:1x1"],
         "clients": 2,

@@ -29,3 +29,10 @@ def register(r: Registry) -> None:
             "inventory.po_receipt_lines",
         ]
     )
+
+    # -- reservations (erp/inventory/reservations.py, policies/inventory_reservations.sql):
+    # routes of their own; EI010 is an unknown reservation (another tenant's included).
+    from erp.inventory import reservation_routes
+
+    r.blueprint(reservation_routes.blp)
+    r.sqlstate("EI010", "not-found", "Not found")

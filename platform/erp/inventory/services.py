@@ -252,3 +252,17 @@ def valuation(s: Session, as_of: datetime | None = None) -> dict[str, Any]:
         "total": sum(r["value"] for r in rows),
         "ledger_balance": balance,
     }
+
+
+# -- reservations: the order pipeline's entry points (erp/inventory/reservations.py) ----
+# Re-exported here because another domain imports a domain's `services` only.
+
+from erp.inventory.reservation_commands import Consume as Consume  # noqa: E402
+from erp.inventory.reservation_commands import ConsumedLine as ConsumedLine  # noqa: E402
+from erp.inventory.reservation_commands import ConsumeLine as ConsumeLine  # noqa: E402
+from erp.inventory.reservation_commands import ReservationView as ReservationView  # noqa: E402
+from erp.inventory.reservation_commands import Reserve as Reserve  # noqa: E402
+from erp.inventory.reservation_commands import ReserveLine as ReserveLine  # noqa: E402
+from erp.inventory.reservations import consume as consume  # noqa: E402
+from erp.inventory.reservations import release as release  # noqa: E402
+from erp.inventory.reservations import reserve as reserve  # noqa: E402
