@@ -21,13 +21,14 @@ DEFAULT_CHART = {
     "1000": ("Cash", "asset", None),
     "1010": ("Bank", "asset", None),
     "1100": ("Accounts receivable", "asset", None),
-    "1200": ("Inventory", "asset", None),
-    "2000": ("Accounts payable", "liability", None),
+    "1200": ("Inventory", "asset", "inventory"),
+    "2000": ("Accounts payable", "liability", "accounts_payable"),
     "2100": ("Sales tax payable", "liability", None),
     "3000": ("Owner's equity", "equity", None),
     "3100": ("Retained earnings", "equity", "retained_earnings"),
     "4000": ("Sales revenue", "revenue", None),
-    "5000": ("Cost of goods sold", "expense", None),
+    "5000": ("Cost of goods sold", "expense", "cost_of_goods_sold"),
+    "5100": ("Inventory adjustments", "expense", "inventory_adjustments"),
     "6000": ("Operating expenses", "expense", None),
 }
 

@@ -204,6 +204,144 @@ def seed_webhooks(ctx: SeedContext) -> None:
     ctx.facts["webhooks.event_id"] = uuid.UUID(ping["event_id"])
 
 
+def _each(s: Any, script: str, params: dict[str, Any]) -> None:
+    """Run `;`-separated statements one by one (bound parameters allow one each)."""
+    for statement in script.split(";"):
+        s.execute(text(statement), params)
+
+
+@seed(
+    "inventory.settings",
+    "inventory.items",
+    "inventory.locations",
+    "inventory.stock_levels",
+    "inventory.stock_moves",
+    "inventory.level_changes",
+    "inventory.reservations",
+    "inventory.counts",
+    "inventory.count_lines",
+    "inventory.suppliers",
+    "inventory.purchase_orders",
+    "inventory.purchase_order_lines",
+    "inventory.po_receipts",
+    "inventory.po_receipt_lines",
+)
+def seed_inventory(ctx: SeedContext) -> None:
+    """Settings and the MAIN warehouse from the template; an item received (posted to
+    the ledger), transferred to a bin and issued; an archived item; a held reservation;
+    a count; a supplier with a partly received purchase order. Moves and postings go
+    through the domain's SQL functions (policies/inventory.sql); the rows only those
+    later features write (reservations, counts, purchase orders) are inserted as their
+    functions will write them."""
+    from erp.extensions import db
+
+    def run(s: Any) -> dict[str, uuid.UUID]:
+        ids = {k: uuid.uuid4() for k in ("item", "old", "bin", "rcv", "xfer", "iss", "tx")}
+        ids.update({k: uuid.uuid4() for k in ("res", "cnt", "adj", "sup", "po", "pol", "rc")})
+        main = s.execute(text("SELECT id FROM inventory.locations WHERE is_default")).scalar_one()
+        ids["main"] = main
+        _each(
+            s,
+            (
+                "INSERT INTO inventory.items (id, sku, name, unit, reorder_point) VALUES "
+                "(:item, 'MUG-01', 'Mug', 'each', 5), (:old, 'OLD-01', 'Old', 'g', NULL);"
+                "UPDATE inventory.items SET archived = true WHERE id = :old;"
+                "INSERT INTO inventory.locations (id, code, name, kind, parent_id, parent_kind)"
+                " VALUES (:bin, 'MAIN-B1', 'Bin 1', 'bin', :main, 'warehouse')"
+            ),
+            ids,
+        )
+        move = (
+            "SELECT value FROM inventory.apply_move(:id, :kind, :item, :q, :frm, :to, :cost,"
+            " :rc, NULL, 'seed', NULL, NULL, :tx)"
+        )
+        base = {"item": ids["item"], "frm": None, "to": None, "cost": None, "rc": None}
+        base["tx"] = ids["tx"]
+        s.execute(
+            text(move),
+            {**base, "id": ids["rcv"], "kind": "receipt", "q": 40, "to": main, "cost": 400},
+        )
+        s.execute(
+            text(
+                "SELECT inventory.post_value(:tx, gen_random_uuid(), 'inventory',"
+                " 'accounts_payable', 16000, jsonb_build_object('move_id', CAST(:m AS text)))"
+            ),
+            {"tx": ids["tx"], "m": str(ids["rcv"])},
+        )
+        s.execute(
+            text(move),
+            {
+                **base,
+                "id": ids["xfer"],
+                "kind": "transfer",
+                "q": 10,
+                "frm": main,
+                "to": ids["bin"],
+                "tx": None,
+            },
+        )
+        s.execute(
+            text(move),
+            {
+                **base,
+                "id": ids["adj"],
+                "kind": "adjustment",
+                "q": 1,
+                "frm": ids["bin"],
+                "rc": "count",
+                "tx": None,
+            },
+        )
+        _each(
+            s,
+            (
+                "INSERT INTO inventory.reservations (id, item_id, location_id, quantity,"
+                " reference) VALUES (:res, :item, :main, 3, 'seed');"
+                "UPDATE inventory.stock_levels SET reserved = reserved + 3"
+                " WHERE item_id = :item AND location_id = :main;"
+                "SELECT inventory.note_change(:item, :main, 0, 3, 'reservation', :res);"
+                "INSERT INTO inventory.counts (id, location_id, reason)"
+                " VALUES (:cnt, :bin, 'seed');"
+                "INSERT INTO inventory.count_lines (id, count_id, line_no, item_id, expected,"
+                " counted, difference, move_id)"
+                " VALUES (gen_random_uuid(), :cnt, 0, :item, 10, 9, -1, :adj);"
+                "INSERT INTO inventory.suppliers (id, name, email) VALUES"
+                " (:sup, 'Mugs Ltd', 'orders@mugs.example');"
+                "INSERT INTO inventory.purchase_orders (id, supplier_id, status, currency,"
+                " location_id, reference) VALUES (:po, :sup, 'partially_received', 'USD',"
+                " :main, 'PO-1');"
+                "INSERT INTO inventory.purchase_order_lines (id, purchase_order_id, line_no,"
+                " item_id, quantity, received, unit_cost) VALUES (:pol, :po, 0, :item, 100,"
+                " 40, 400);"
+                "INSERT INTO inventory.po_receipts (id, purchase_order_id, transaction_id)"
+                " VALUES (:rc, :po, :tx);"
+                "INSERT INTO inventory.po_receipt_lines (id, receipt_id, line_no, line_id,"
+                " item_id, quantity, location_id, unit_cost, move_id) VALUES"
+                " (gen_random_uuid(), :rc, 0, :pol, :item, 40, :main, 400, :rcv)"
+            ),
+            ids,
+        )
+        return ids
+
+    with ctx.client.application.app_context():
+        ids = db.unit_of_work(run, tenant=ctx.tenant.id)
+    ctx.facts.update(
+        {
+            "inventory.item_id": ids["item"],
+            "inventory.archived_item_id": ids["old"],
+            "inventory.location_id": ids["main"],
+            "inventory.bin_id": ids["bin"],
+            "inventory.move_id": ids["rcv"],
+            "inventory.reservation_id": ids["res"],
+            "inventory.count_id": ids["cnt"],
+            "inventory.supplier_id": ids["sup"],
+            "inventory.purchase_order_id": ids["po"],
+            "inventory.receipt_id": ids["rc"],
+            "inventory.po_line_id": ids["pol"],
+        }
+    )
+
+
 # -- running them, and the check that they cover the catalog ---------------------------
 
 

@@ -20,6 +20,15 @@ ACCOUNT_TYPES = ("asset", "liability", "equity", "revenue", "expense")
 #: Accounts whose balance is normally a debit (positive); the others are credit-normal.
 DEBIT_NORMAL = frozenset({"asset", "expense"})
 GUARDS = ("none", "non_negative")
+#: Account roles: the one account per role and currency the system posts to
+#: (retained_earnings: year-end closing; the others: inventory postings, API.md).
+ROLES = (
+    "retained_earnings",
+    "inventory",
+    "accounts_payable",
+    "cost_of_goods_sold",
+    "inventory_adjustments",
+)
 STATUSES = ("pending", "posted", "voided")
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from erp.currencies import CURRENCIES
 from erp.ledger import services
 from erp.ledger.commands import NewAccount
-from erp.ledger.models import ACCOUNT_TYPES, GUARDS, Account
+from erp.ledger.models import ACCOUNT_TYPES, GUARDS, ROLES, Account
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FIELDS = {"code", "name", "type", "currency", "guard", "role", "parent"}
@@ -47,8 +47,8 @@ def _check_account(i: int, acct: Any, seen: set[str]) -> list[str]:
         problems.append(f"{where}.currency: not an ISO 4217 code")
     if acct.get("guard", "none") not in GUARDS:
         problems.append(f"{where}.guard: one of {', '.join(GUARDS)}")
-    if acct.get("role") not in (None, "retained_earnings"):
-        problems.append(f"{where}.role: only retained_earnings")
+    if acct.get("role") is not None and acct["role"] not in ROLES:
+        problems.append(f"{where}.role: one of {', '.join(ROLES)}")
     if "parent" in acct and acct["parent"] not in seen:
         problems.append(f"{where}.parent: must name an account listed before it")
     return problems

@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from erp.fields import AwareDateTime, Currency, FastLoad, Metadata, StrictInt
-from erp.ledger.models import ACCOUNT_TYPES, GUARDS, STATUSES
+from erp.ledger.models import ACCOUNT_TYPES, GUARDS, ROLES, STATUSES
 from erp.pagination import ListArgs, page_schema
 
 CODE_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -28,9 +28,7 @@ class AccountIn(ma.Schema):
     currency = Currency(required=True)
     parent_id = ma.fields.UUID(load_default=None, allow_none=True)
     guard = ma.fields.String(load_default="none", validate=ma.validate.OneOf(GUARDS))
-    role = ma.fields.String(
-        load_default=None, allow_none=True, validate=ma.validate.OneOf(["retained_earnings"])
-    )
+    role = ma.fields.String(load_default=None, allow_none=True, validate=ma.validate.OneOf(ROLES))
 
 
 class AccountPatch(ma.Schema):

@@ -1,0 +1,31 @@
+"""Inventory: items, locations, stock levels and moves, reservations, counts, suppliers,
+purchase orders, and the stock events (stock.changed, stock.low)."""
+
+from __future__ import annotations
+
+from erp.registry import Registry
+
+
+def register(r: Registry) -> None:
+    from erp.inventory import provisioning, routes
+    from erp.inventory.services import CHANGED_EVENT, LOW_EVENT
+
+    r.blueprint(routes.blp)
+    r.template_section("inventory", provisioning.validate, provisioning.apply, order=20)
+    r.usage_count("inventory_items", "SELECT count(*) FROM inventory.items")
+    r.usage_count("inventory_locations", "SELECT count(*) FROM inventory.locations")
+    r.usage_count("inventory_moves", "SELECT count(*) FROM inventory.stock_moves")
+    # Raised by policies/inventory*.sql, always with a DETAIL naming the field.
+    r.sqlstate("EI001", "insufficient-stock", "Not enough stock is available.", field="quantity")
+    r.sqlstate("EI002", "validation", "The request failed validation.")
+    r.sqlstate("EI003", "conflict", "The resource's state does not allow that change.")
+    r.events(CHANGED_EVENT, LOW_EVENT)
+    r.catalog(
+        append_only=[
+            "inventory.stock_moves",
+            "inventory.counts",
+            "inventory.count_lines",
+            "inventory.po_receipts",
+            "inventory.po_receipt_lines",
+        ]
+    )
