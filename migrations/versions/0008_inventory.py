@@ -414,6 +414,7 @@ def upgrade() -> None:
     _purchasing()
     _ledger_roles()
     run_sql(policy_sql("inventory.sql"))
+    run_sql(policy_sql("inventory_moves.sql"))
     _upgrade_existing_tenants()
 
 

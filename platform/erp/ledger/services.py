@@ -302,3 +302,17 @@ def reverse(s: Session, tx_id: uuid.UUID, effective_at: datetime | None = None) 
         if "reverses_id" in _constraint(exc):
             raise Problem("conflict", "The transaction was reversed concurrently.") from exc
         raise
+
+
+# -- for other domains ----------------------------------------------------------------
+
+
+def role_balance(s: Session, role: str, currency: str, as_of: datetime | None = None) -> int | None:
+    """The posted balance of the account holding `role` in `currency` (None: no such
+    account). Inventory's valuation report compares its total with it."""
+    account_id = s.scalar(
+        select(Account.id).where(Account.role == role, Account.currency == currency)
+    )
+    if account_id is None:
+        return None
+    return queries.balance(s, account_id, as_of).posted
