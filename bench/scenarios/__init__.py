@@ -21,6 +21,7 @@ SCENARIOS: tuple[str, ...] = (
     "ledger_hot_account",
     "ledger_balance_read",
     "ledger_trial_balance",
+    "inventory_moves_api",
     "webhooks_delivery",
     "webhooks_latency",
 )
