@@ -457,7 +457,7 @@ BEGIN
     SELECT s.currency INTO cur FROM inventory.settings s;
     IF cur IS NULL THEN
         PERFORM inventory.refuse('role', 'Inventory is not set up for this tenant (no stock '
-                                 'currency); run erp tenants apply-template.');
+                                 'currency): see docs/inventory.md, Ledger roles.');
     END IF;
     IF p_counter_account IS NOT NULL THEN
         SELECT a.currency, a.archived INTO counter

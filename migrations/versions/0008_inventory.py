@@ -390,7 +390,7 @@ def _upgrade_existing_tenants() -> None:
     their chart (the default template's codes when those accounts exist with the right
     type and currency, an "Inventory adjustments" expense account created if missing).
     Each tenant is done with its own app.tenant_id, under RLS (FORCE RLS binds the
-    owner too). The same is `erp tenants apply-template` for one tenant."""
+    owner too)."""
     run_sql(policy_sql("inventory_upgrade.sql"))
     run_sql("""
         DO $$

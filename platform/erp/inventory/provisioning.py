@@ -8,7 +8,7 @@ inventory:
 ```
 Exactly one location is the default (the first warehouse when none says so). Applying
 also records the tenant's stock currency (its base currency); what exists is kept, so
-applying twice (`erp tenants apply-template`) changes nothing.
+applying twice changes nothing.
 """
 
 from __future__ import annotations
