@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from erp.fields import StrictInt
+from erp.fields import FastLoad, StrictInt
 from erp.inventory.models import LOCATION_KINDS, MOVE_KINDS, REASON_CODES
 from erp.pagination import ListArgs, page_schema
 
@@ -132,7 +132,7 @@ LevelPage = page_schema(LevelOut, "LevelPage")
 # -- moves -------------------------------------------------------------------------------
 
 
-class MoveIn(ma.Schema):
+class MoveIn(FastLoad):
     kind = ma.fields.String(required=True, validate=ma.validate.OneOf(MOVE_KINDS))
     item_id = ma.fields.UUID(required=True)
     quantity = StrictInt(required=True, validate=ma.validate.Range(min=1, max=I64))
