@@ -76,6 +76,16 @@ TINY: dict[str, dict[str, object]] = {
         "warmup_s": 1.0,
         "profile_s": 2.0,
     },
+    "inventory_moves_api": {
+        "workers": 1,
+        "clients": 2,
+        "wrk_threads": 1,
+        "pgbench_jobs": 1,
+        "skus": 20,
+        "seconds": 2.0,
+        "rounds": 1,
+        "warmup_s": 0.5,
+    },
     "ledger_hot_account": {
         "processes": 1,
         "threads": 2,
