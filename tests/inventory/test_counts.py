@@ -61,7 +61,8 @@ def test_a_count_posts_its_differences(shop: Shop, owner_engine: Engine) -> None
         (same, 5, 5, 0),
         (never, 0, 0, 0),
     ]
-    assert lines[2]["move_id"] is None and lines[3]["move_id"] is None
+    assert lines[2]["move_id"] is None
+    assert lines[3]["move_id"] is None
     assert shop.ok("GET", f"{COUNTS}/{count['id']}") == count
     assert shop.ok("GET", COUNTS)["items"] == [count]
 

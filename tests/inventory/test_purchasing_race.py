@@ -45,8 +45,12 @@ def test_racing_receipts_never_over_receive(
         def receive(i: int) -> Reply:
             # every thread also takes one unit of the other line, so each receipt
             # has two lines and the refusals must roll both back
-            body = {"lines": [{"line_id": pen_line, "quantity": 1},
-                              {"line_id": mug_line, "quantity": 3}]}
+            body = {
+                "lines": [
+                    {"line_id": pen_line, "quantity": 1},
+                    {"line_id": mug_line, "quantity": 3},
+                ]
+            }
             return request(url, "POST", path, body, shop.tenant.headers)
 
         replies = together(THREADS, receive)

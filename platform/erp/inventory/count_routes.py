@@ -12,8 +12,10 @@ from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
 from erp.http import json_response, one_flight
 from erp.idempotency import idempotent
-from erp.inventory import counts, purchasing_schemas as schemas
+from erp.inventory import counts
+from erp.inventory import purchasing_schemas as schemas
 from erp.inventory.counts import NewCount
+from erp.pagination import ListArgs
 from erp.principals import requires_scope
 
 blp = Blueprint(
@@ -24,7 +26,7 @@ blp = Blueprint(
 @blp.route("/counts")
 class Counts(MethodView):
     @requires_scope("inventory:read")
-    @blp.arguments(schemas.ListArgs, location="query")
+    @blp.arguments(ListArgs, location="query")
     @blp.response(200, schemas.CountPage)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Cycle counts, newest first."""

@@ -135,9 +135,7 @@ def _supplier(s: Supplier) -> dict[str, Any]:
 
 
 def create_supplier(s: Session, cmd: NewSupplier) -> dict[str, Any]:
-    supplier = Supplier(
-        name=cmd.name, email=cmd.email, phone=cmd.phone, reference=cmd.reference
-    )
+    supplier = Supplier(name=cmd.name, email=cmd.email, phone=cmd.phone, reference=cmd.reference)
     s.add(supplier)
     s.flush()
     s.refresh(supplier, ["created_at"])
@@ -311,7 +309,7 @@ def update_purchase_order(
         _check_lines(s, lines)
         s.execute(delete(PurchaseOrderLine).where(PurchaseOrderLine.purchase_order_id == po_id))
         _insert_lines(s, po_id, lines)
-    po.updated_at = func.now()  # type: ignore[assignment]
+    po.updated_at = func.now()
     s.flush()
     return get_purchase_order(s, po_id)
 
@@ -323,7 +321,7 @@ def transition(s: Session, po_id: uuid.UUID, action: str) -> PurchaseOrderView:
     if po.status not in allowed:
         raise _not_in(po, allowed, {"send": "sent", "cancel": "cancelled"}[action])
     po.status = target
-    po.updated_at = func.now()  # type: ignore[assignment]
+    po.updated_at = func.now()
     s.flush()
     return get_purchase_order(s, po_id)
 
@@ -425,9 +423,7 @@ def _receipt_views(s: Session, receipts: list[PoReceipt]) -> list[dict[str, Any]
     ]
 
 
-def receipts_page(
-    s: Session, po_id: uuid.UUID, cursor: str | None, limit: int
-) -> dict[str, Any]:
+def receipts_page(s: Session, po_id: uuid.UUID, cursor: str | None, limit: int) -> dict[str, Any]:
     get_purchase_order(s, po_id)  # 404 for an absent or another tenant's order
     page = paginate(
         s,
@@ -492,8 +488,17 @@ _COUNT = {"type": "integer", "minimum": 0}
 RECEIVED_EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [
-        "id", "supplier_id", "status", "currency", "location_id", "reference",
-        "expected_at", "lines", "total", "created_at", "receipt",
+        "id",
+        "supplier_id",
+        "status",
+        "currency",
+        "location_id",
+        "reference",
+        "expected_at",
+        "lines",
+        "total",
+        "created_at",
+        "receipt",
     ],
     "properties": {
         "id": _UUID,
@@ -532,7 +537,11 @@ RECEIVED_EVENT_SCHEMA: dict[str, Any] = {
                     "items": {
                         "type": "object",
                         "required": [
-                            "line_id", "item_id", "quantity", "location_id", "unit_cost",
+                            "line_id",
+                            "item_id",
+                            "quantity",
+                            "location_id",
+                            "unit_cost",
                             "move_id",
                         ],
                         "properties": {

@@ -12,8 +12,10 @@ from erp.extensions import Blueprint, db
 from erp.fields import parse_uuid
 from erp.http import json_response, one_flight
 from erp.idempotency import idempotent
-from erp.inventory import purchasing, purchasing_schemas as schemas
+from erp.inventory import purchasing
+from erp.inventory import purchasing_schemas as schemas
 from erp.inventory.purchasing import NewPurchaseOrder, NewSupplier, PurchaseOrderView, Receive
+from erp.pagination import ListArgs
 from erp.principals import requires_scope
 
 blp = Blueprint(
@@ -60,9 +62,7 @@ class SupplierById(MethodView):
     @blp.response(200, schemas.SupplierOut)
     def patch(self, body: dict[str, Any], supplier_id: str) -> dict[str, Any]:
         """Change the fields sent; `archived: true` retires the supplier (no new orders)."""
-        return purchasing.update_supplier(
-            db.session, parse_uuid(supplier_id, "supplier_id"), body
-        )
+        return purchasing.update_supplier(db.session, parse_uuid(supplier_id, "supplier_id"), body)
 
 
 @blp.route("/purchase-orders")
@@ -138,7 +138,7 @@ def receive(body: dict[str, Any], purchase_order_id: str) -> Response:
 
 @blp.route("/purchase-orders/<purchase_order_id>/receipts")
 @requires_scope("inventory:read")
-@blp.arguments(schemas.ListArgs, location="query")
+@blp.arguments(ListArgs, location="query")
 @blp.response(200, schemas.ReceiptPage)
 def receipts(args: dict[str, Any], purchase_order_id: str) -> dict[str, Any]:
     """The order's receipts, newest first."""
