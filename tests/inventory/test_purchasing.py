@@ -9,8 +9,10 @@ import uuid
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import Engine
 
+from erp.inventory.purchasing import RECEIVED_EVENT_SCHEMA
 from tests.core.helpers import assert_problem
 from tests.inventory.purchasing_helpers import (
     INV,
@@ -119,7 +121,13 @@ def test_the_whole_life_of_a_purchase_order(shop: Shop, owner_engine: Engine) ->
     assert received[1]["id"] == po["id"]
     assert [ln["received"] for ln in received[1]["lines"]] == [100, 50]
     assert received[1]["total"] == done["total"]
-    assert received[0]["receipt"]["lines"][0]["move_id"] == first["lines"][0]["move_id"]
+    assert received[0]["receipt"] == first
+    assert received[1]["receipt"] == second
+    # `data` is the order as GET answers it at commit time, plus the receipt
+    assert {k: v for k, v in received[1].items() if k != "receipt"} == done
+    checker = Draft202012Validator(RECEIVED_EVENT_SCHEMA, format_checker=FormatChecker())
+    for payload in received:
+        checker.validate(payload)
 
 
 def test_a_cancelled_order_takes_nothing_more(shop: Shop) -> None:
