@@ -35,7 +35,9 @@ def shop(client: Any, ops_headers: dict[str, str], app_url: str) -> Shop:
     return open_shop(client, ops_headers, app_url)
 
 
-def _receive(po: Any, lines: list[tuple[Any, int]], over: bool = False, **kw: Any) -> dict[str, Any]:
+def _receive(
+    po: Any, lines: list[tuple[Any, int]], over: bool = False, **kw: Any
+) -> dict[str, Any]:
     n = len(lines)
     return {
         "po": po,
