@@ -85,6 +85,11 @@ def test_a_count_posts_its_differences(shop: Shop, owner_engine: Engine) -> None
     assert shop.balance("1200") == 10 * 300 + 20 * 150 + 5 * 70 + 2 * 300 - 3 * 150
     valuation = shop.valuation()
     assert valuation["total"] == valuation["ledger_balance"] == shop.balance("1200")
+    report = shop.ok("GET", f"{INV}/valuation")
+    assert report["total"] == report["ledger_balance"] == shop.balance("1200")
+    move = shop.ok("GET", f"{INV}/moves/{lines[1]['move_id']}")
+    assert move["source"] == {"type": "count", "id": count["id"]}
+    assert (move["reason_code"], move["quantity"], move["value"]) == ("count", 3, 450)
     for tx in ledger_transactions(owner_engine, shop.tenant.id):
         assert sum(amount for _, amount in tx["entries"]) == 0
 

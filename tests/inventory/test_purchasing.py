@@ -112,6 +112,12 @@ def test_the_whole_life_of_a_purchase_order(shop: Shop, owner_engine: Engine) ->
     assert shop.balance("2000") == -46000
     valuation = shop.valuation()
     assert valuation["total"] == valuation["ledger_balance"] == 46000
+    # the same through the API's own reads (Valuation, Moves)
+    report = shop.ok("GET", f"{INV}/valuation")
+    assert report["total"] == report["ledger_balance"] == 46000
+    move = shop.ok("GET", f"{INV}/moves/{first['lines'][0]['move_id']}")
+    assert move["source"] == {"type": "receipt", "id": first["id"]}
+    assert move["transaction_id"] == first["transaction_id"]
 
     # one purchase_order.received per receipt: the order as GET answers, plus the receipt
     received = events(owner_engine, shop.tenant.id, "purchase_order.received")
