@@ -218,13 +218,6 @@ def _each(s: Any, script: str, params: dict[str, Any]) -> None:
     "inventory.stock_moves",
     "inventory.level_changes",
     "inventory.reservations",
-    "inventory.counts",
-    "inventory.count_lines",
-    "inventory.suppliers",
-    "inventory.purchase_orders",
-    "inventory.purchase_order_lines",
-    "inventory.po_receipts",
-    "inventory.po_receipt_lines",
 )
 def seed_inventory(ctx: SeedContext) -> None:
     """Settings and the MAIN warehouse from the template; through the API an item
@@ -321,6 +314,54 @@ def seed_inventory(ctx: SeedContext) -> None:
             "inventory.purchase_order_id": ids["po"],
             "inventory.receipt_id": ids["rc"],
             "inventory.po_line_id": ids["pol"],
+        }
+    )
+
+
+@seed(
+    "inventory.counts",
+    "inventory.count_lines",
+    "inventory.suppliers",
+    "inventory.purchase_orders",
+    "inventory.purchase_order_lines",
+    "inventory.po_receipts",
+    "inventory.po_receipt_lines",
+)
+def seed_purchasing(ctx: SeedContext) -> None:
+    """Through the API, as clients make them (seed_inventory also writes these tables
+    by SQL): a supplier; purchase orders in draft,
+    cancelled and received (a receipt: its move, posting and event); a cycle count with
+    a difference (an adjustment move and its posting)."""
+    inv = "/api/v1/inventory"
+    item = ctx.facts["inventory.item_id"]
+    supplier = ctx.call("POST", f"{inv}/suppliers", {"name": "Seed Supplies"}, key="supplier")
+    lines = [{"item_id": str(item), "quantity": 5, "unit_cost": 120}]
+    body = {"supplier_id": supplier["id"], "reference": "SEED-PO", "lines": lines}
+    draft = ctx.call("POST", f"{inv}/purchase-orders", body, key="po-draft")
+    dropped = ctx.call("POST", f"{inv}/purchase-orders", body, key="po-dropped")
+    ctx.call("POST", f"{inv}/purchase-orders/{dropped['id']}/cancel", key="po-cancel")
+    sent = ctx.call("POST", f"{inv}/purchase-orders", body, key="po-sent")
+    ctx.call("POST", f"{inv}/purchase-orders/{sent['id']}/send", key="po-send")
+    receipt = ctx.call(
+        "POST",
+        f"{inv}/purchase-orders/{sent['id']}/receive",
+        {"lines": [{"line_id": sent["lines"][0]["id"], "quantity": 5}]},
+        key="po-receive",
+    )
+    count = ctx.call(
+        "POST",
+        f"{inv}/counts",
+        {"location_id": str(ctx.facts["inventory.location_id"]),
+         "lines": [{"item_id": str(item), "counted": 40}], "reason": "seed"},
+        key="count",
+    )  # fmt: skip
+    ctx.facts.update(
+        {
+            "inventory.api_supplier_id": uuid.UUID(supplier["id"]),
+            "inventory.draft_po_id": uuid.UUID(draft["id"]),
+            "inventory.received_po_id": uuid.UUID(sent["id"]),
+            "inventory.api_receipt_id": uuid.UUID(receipt["id"]),
+            "inventory.api_count_id": uuid.UUID(count["id"]),
         }
     )
 
