@@ -331,3 +331,18 @@ def test_suppliers(shop: Shop) -> None:
     )
     assert_problem(shop.call("GET", f"{INV}/suppliers/{uuid.uuid4()}"), 404, "not-found")
     assert_field(shop.call("GET", f"{INV}/suppliers/nope"), 422, "validation", "supplier_id")
+
+
+def test_the_event_producer_emits_payloads_that_fit_the_schema(
+    request: pytest.FixtureRequest, client: Any, shop: Shop, owner_engine: Engine
+) -> None:
+    """tests/inventory/event_payloads.py (for the webhooks' generic check) emits real
+    purchase_order.received payloads, each valid against RECEIVED_EVENT_SCHEMA."""
+    from tests.inventory.event_payloads import PRODUCERS
+
+    PRODUCERS["purchase_order.received"](request, client, shop.tenant)
+    payloads = events(owner_engine, shop.tenant.id, "purchase_order.received")
+    assert [p["status"] for p in payloads] == ["partially_received", "received"]
+    checker = Draft202012Validator(RECEIVED_EVENT_SCHEMA, format_checker=FormatChecker())
+    for payload in payloads:
+        checker.validate(payload)
