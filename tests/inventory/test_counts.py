@@ -162,6 +162,19 @@ def test_counts_racing_reservations_never_leave_available_negative(
     assert any(r.status == 201 for r in replies) or level["on_hand"] == 20
 
 
+def test_one_idempotency_key_makes_one_count(shop: Shop, owner_engine: Engine) -> None:
+    mug = shop.item()
+    shop.receive_direct(mug, 5, 10)
+    body = {"location_id": shop.default_location, "lines": [{"item_id": mug, "counted": 2}]}
+    first = shop.call("POST", COUNTS, body, key="count-1", expect=201)
+    again = shop.call("POST", COUNTS, body, key="count-1", expect=201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    state = written(owner_engine, shop.tenant.id)
+    assert (state["counts"], state["count_lines"]) == (1, 1)
+    assert shop.stock(mug)["on_hand"] == 2
+
+
 # -- refusals ----------------------------------------------------------------------------
 
 

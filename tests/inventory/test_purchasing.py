@@ -192,6 +192,7 @@ def test_every_other_transition_is_409_and_writes_nothing(
     before = written(owner_engine, shop.tenant.id)
     problem = assert_problem(_act(shop, po, action), 409, "conflict")
     assert state in problem["detail"]
+    assert problem["errors"] == {"status": [f"The purchase order is {state}."]}
     assert written(owner_engine, shop.tenant.id) == before
     assert shop.get_po(po["id"]) == po
 

@@ -286,6 +286,7 @@ def _not_in(po: PurchaseOrder, allowed: Iterable[str], action: str) -> Problem:
     return Problem(
         "conflict",
         f"The purchase order is {po.status}; only a {states} order can be {action}.",
+        errors={"status": [f"The purchase order is {po.status}."]},
     )
 
 
