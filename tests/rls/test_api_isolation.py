@@ -64,10 +64,10 @@ BY_ID: dict[str, tuple[str, str, Any]] = {
     "void pending": ("POST", "/api/v1/ledger/transactions/{ledger.pending_id}/void", {}),
     "reverse": ("POST", "/api/v1/ledger/transactions/{ledger.posted_id}/reverse", {}),
     # purchasing and counts (erp/inventory/purchasing_routes.py, count_routes.py)
-    "get supplier": ("GET", "/api/v1/inventory/suppliers/{inventory.api_supplier_id}", None),
+    "get supplier": ("GET", "/api/v1/inventory/suppliers/{inventory.supplier_id}", None),
     "archive supplier": (
         "PATCH",
-        "/api/v1/inventory/suppliers/{inventory.api_supplier_id}",
+        "/api/v1/inventory/suppliers/{inventory.supplier_id}",
         {"archived": True},
     ),
     "get purchase order": (
@@ -97,10 +97,10 @@ BY_ID: dict[str, tuple[str, str, Any]] = {
     ),
     "purchase order receipts": (
         "GET",
-        "/api/v1/inventory/purchase-orders/{inventory.received_po_id}/receipts",
+        "/api/v1/inventory/purchase-orders/{inventory.purchase_order_id}/receipts",
         None,
     ),
-    "get count": ("GET", "/api/v1/inventory/counts/{inventory.api_count_id}", None),
+    "get count": ("GET", "/api/v1/inventory/counts/{inventory.count_id}", None),
 }
 
 
