@@ -63,6 +63,44 @@ BY_ID: dict[str, tuple[str, str, Any]] = {
     "post pending": ("POST", "/api/v1/ledger/transactions/{ledger.pending_id}/post", {}),
     "void pending": ("POST", "/api/v1/ledger/transactions/{ledger.pending_id}/void", {}),
     "reverse": ("POST", "/api/v1/ledger/transactions/{ledger.posted_id}/reverse", {}),
+    # purchasing and counts (erp/inventory/purchasing_routes.py, count_routes.py)
+    "get supplier": ("GET", "/api/v1/inventory/suppliers/{inventory.supplier_id}", None),
+    "archive supplier": (
+        "PATCH",
+        "/api/v1/inventory/suppliers/{inventory.supplier_id}",
+        {"archived": True},
+    ),
+    "get purchase order": (
+        "GET",
+        "/api/v1/inventory/purchase-orders/{inventory.draft_po_id}",
+        None,
+    ),
+    "edit purchase order": (
+        "PATCH",
+        "/api/v1/inventory/purchase-orders/{inventory.draft_po_id}",
+        {"reference": "stolen"},
+    ),
+    "send purchase order": (
+        "POST",
+        "/api/v1/inventory/purchase-orders/{inventory.draft_po_id}/send",
+        None,
+    ),
+    "cancel purchase order": (
+        "POST",
+        "/api/v1/inventory/purchase-orders/{inventory.draft_po_id}/cancel",
+        None,
+    ),
+    "receive purchase order": (
+        "POST",
+        "/api/v1/inventory/purchase-orders/{inventory.purchase_order_id}/receive",
+        {"lines": [{"line_id": "0b7e5a0e-0000-4000-8000-000000000001", "quantity": 1}]},
+    ),
+    "purchase order receipts": (
+        "GET",
+        "/api/v1/inventory/purchase-orders/{inventory.purchase_order_id}/receipts",
+        None,
+    ),
+    "get count": ("GET", "/api/v1/inventory/counts/{inventory.count_id}", None),
 }
 
 
@@ -151,6 +189,21 @@ LISTS = {
         "account_id",
         "SELECT id FROM ledger.accounts WHERE tenant_id = :t",
     ),
+    "suppliers": (
+        "/api/v1/inventory/suppliers?limit=200",
+        "id",
+        "SELECT id FROM inventory.suppliers WHERE tenant_id = :t",
+    ),
+    "purchase orders": (
+        "/api/v1/inventory/purchase-orders?limit=200",
+        "id",
+        "SELECT id FROM inventory.purchase_orders WHERE tenant_id = :t",
+    ),
+    "counts": (
+        "/api/v1/inventory/counts?limit=200",
+        "id",
+        "SELECT id FROM inventory.counts WHERE tenant_id = :t",
+    ),
 }
 
 
@@ -194,7 +247,13 @@ def test_malformed_key_id_is_a_422(client: Any, tenant: TenantHandle, method: st
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/api-keys", "/api/v1/ledger/accounts", "/api/v1/ledger/transactions"]
+    "path",
+    [
+        "/api/v1/api-keys",
+        "/api/v1/ledger/accounts",
+        "/api/v1/ledger/transactions",
+        "/api/v1/inventory/purchase-orders",
+    ],
 )
 def test_another_tenants_list_cursor_is_refused(client: Any, seeded: Seeded, path: str) -> None:
     first = client.get(f"{path}?limit=1", headers=seeded.a.headers)

@@ -20,6 +20,14 @@ def register(r: Registry) -> None:
     r.sqlstate("EI002", "validation", "The request failed validation.")
     r.sqlstate("EI003", "conflict", "The resource's state does not allow that change.")
     r.events(CHANGED_EVENT, LOW_EVENT)
+    # Purchasing and counts (purchasing.py, counts.py; policies/inventory_purchasing.sql)
+    from erp.inventory import count_routes, purchasing_routes
+    from erp.inventory.purchasing import RECEIVED_EVENT
+
+    r.blueprint(purchasing_routes.blp, count_routes.blp)
+    # inventory.receive_purchase_order: the order is absent (or another tenant's)
+    r.sqlstate("EP001", "not-found", "Not found")
+    r.events(RECEIVED_EVENT)
     r.catalog(
         append_only=[
             "inventory.stock_moves",
