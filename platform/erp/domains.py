@@ -9,4 +9,5 @@ DOMAINS: tuple[str, ...] = (
     "erp.tenancy",
     "erp.webhooks",
     "erp.ledger",
+    "erp.inventory",
 )

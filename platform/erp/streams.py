@@ -1,0 +1,405 @@
+"""Real-time streams of a tenant's outbox events, as Server-Sent Events (DESIGN.md §4).
+
+The pieces, in the order an event travels:
+
+- A trigger on the outbox (policies/stream_notify.sql) sends `NOTIFY erp_stream,
+  '<tenant id>'` for the event types a stream serves. PostgreSQL delivers it at commit
+  only (never for rolled-back work) and folds a transaction's identical notifications.
+- `Hub`: one LISTEN session per process (LISTEN_DATABASE_URL: a direct connection,
+  never transaction-mode pgbouncer), fanned out to every stream of the tenant named.
+  The payload says only *whose* events changed; it carries nothing to serve.
+- Each woken stream reads its own events (`read_batch`) in a short transaction pinned
+  to its tenant, so row-level security decides what it sees; nothing here filters by
+  tenant.
+- Ordering, so that a resume misses nothing although ids are not commit order: each
+  event records `xact_id` (the writer's `pg_current_xact_id()`), and a read serves only
+  events whose transaction is older than its snapshot's xmin (every transaction below
+  it has ended, so no event can still appear behind the cursor), in (xact_id, id)
+  order. The cursor is the last (xact_id, id) served; `Last-Event-ID` names an event,
+  whose (xact_id, id) is looked up again on reconnect. An event held back by the
+  watermark (an older transaction, of any tenant, still open) is read again after a
+  short poll: the notification that would have woken the stream came already.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, Engine, text
+
+from erp.db import tenant_context
+
+log = logging.getLogger("erp.streams")
+
+CHANNEL = "erp_stream"
+#: A comment line this often keeps proxies from closing an idle stream (API.md).
+PING_S = 15.0
+#: `Last-Event-ID` of an event older than this (or unknown) starts with `event: reset`.
+RESUME_WINDOW = timedelta(hours=1)
+#: Events per read; a stream reads again at once while batches come back full.
+BATCH = 200
+#: Polls of a stream whose next events wait for an older transaction to end.
+HELD_POLL_MIN_S = 0.01
+HELD_POLL_MAX_S = 0.25
+#: How often a stream reads on its own while the hub's LISTEN session is down.
+UNLISTENED_POLL_S = 1.0
+IDLE_POLL_S = 0.5
+BACKOFF_MIN_S = 0.2
+BACKOFF_MAX_S = 15.0
+_MAX_UUID = uuid.UUID(int=(1 << 128) - 1)
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A position in a tenant's outbox: after (xact_id, id). Python orders UUIDs as
+    PostgreSQL does (bytewise, big-endian)."""
+
+    xact: int
+    id: uuid.UUID
+
+    @classmethod
+    def below(cls, xmin: int) -> Cursor:
+        """Everything of transactions before `xmin` lies at or behind this cursor."""
+        return cls(xmin - 1, _MAX_UUID)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: uuid.UUID
+    event_type: str
+    data: Mapping[str, Any]
+    cursor: Cursor
+
+    def sse(self) -> bytes:
+        body = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
+        return f"id: {self.id}\nevent: {self.event_type}\ndata: {body}\n\n".encode()
+
+
+@dataclass(frozen=True)
+class Batch:
+    events: list[StreamEvent]
+    #: Where the next read starts: past the last event, or the watermark if further.
+    cursor: Cursor
+    full: bool
+    #: Committed events exist that the watermark still holds back.
+    held: bool
+
+
+# -- reads (each in a transaction pinned to the stream's tenant) ------------------------
+
+_WATERMARK = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+
+_RESUME = text("""
+    SELECT xact_id::text AS xact, occurred_at >= now() - make_interval(secs => :window) AS fresh
+      FROM webhooks.outbox_events
+     WHERE id = :id AND event_type = ANY(:types)
+""")
+
+
+def start_cursor(conn: Connection) -> Cursor:
+    """A new stream serves every event not yet below the watermark: those committing
+    from now on, and perhaps a few that committed just before."""
+    return Cursor.below(int(conn.execute(_WATERMARK).scalar_one()))
+
+
+def resume_cursor(conn: Connection, event_id: uuid.UUID, types: Sequence[str]) -> Cursor | None:
+    """The position after `event_id`, or None when it is unknown to this tenant (RLS),
+    not a streamed type, or older than RESUME_WINDOW."""
+    row = conn.execute(
+        _RESUME,
+        {"id": event_id, "types": list(types), "window": RESUME_WINDOW.total_seconds()},
+    ).one_or_none()
+    if row is None or not row.fresh:
+        return None
+    return Cursor(int(row.xact), event_id)
+
+
+def _read_sql(filter_fields: Sequence[str]) -> Any:
+    # An event passes a filter when its data has that field with that value, or has
+    # no such field (a stream filtered by location still gets an item's `stock.low`).
+    filters = "".join(
+        f" AND (NOT payload ? :f{i} OR payload->>:f{i} = :v{i})" for i in range(len(filter_fields))
+    )
+    return text(f"""
+        WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+        SELECT w.xmin::text AS xmin, e.id, e.event_type, e.payload, e.xact_id::text AS xact,
+               EXISTS (SELECT 1 FROM webhooks.outbox_events h
+                        WHERE h.xact_id >= w.xmin AND h.event_type = ANY(:types)) AS held
+          FROM w LEFT JOIN LATERAL (
+                SELECT id, event_type, payload, xact_id
+                  FROM webhooks.outbox_events
+                 WHERE (xact_id, id) > (CAST(:xact AS xid8), CAST(:id AS uuid))
+                   AND xact_id < w.xmin
+                   AND event_type = ANY(:types){filters}
+                 ORDER BY xact_id, id
+                 LIMIT :limit) e ON true
+    """)
+
+
+_READS: dict[int, Any] = {}
+
+
+def read_batch(
+    conn: Connection,
+    after: Cursor,
+    types: Sequence[str],
+    filters: Mapping[str, str],
+    limit: int = BATCH,
+) -> Batch:
+    """The events after `after` that the watermark lets out, in commit-safe order.
+
+    One statement, so the rows and the xmin come from one snapshot (READ COMMITTED
+    takes a new one per statement)."""
+    stmt = _READS.get(len(filters))
+    if stmt is None:
+        stmt = _READS.setdefault(len(filters), _read_sql([*filters]))
+    params: dict[str, Any] = {
+        "xact": str(after.xact),
+        "id": str(after.id),
+        "types": list(types),
+        "limit": limit,
+    }
+    for i, (name, value) in enumerate(filters.items()):
+        params[f"f{i}"], params[f"v{i}"] = name, value
+    rows = conn.execute(stmt, params).all()
+    xmin = int(rows[0].xmin)
+    events = [
+        StreamEvent(r.id, r.event_type, r.payload, Cursor(int(r.xact), r.id))
+        for r in rows
+        if r.id is not None
+    ]
+    full = len(events) >= limit
+    cursor = events[-1].cursor if events else after
+    if not full:
+        cursor = max(cursor, Cursor.below(xmin))  # nothing below the watermark remains
+    return Batch(events, cursor, full, bool(rows[0].held))
+
+
+def in_tenant(engine: Engine, tenant: uuid.UUID, work: Callable[[Connection], Any]) -> Any:
+    """`work` in one short transaction pinned to `tenant` (erp.db.PinnedConnection
+    sends the pin with BEGIN), committed; read-only, so it never takes an xid."""
+    with tenant_context(tenant), engine.connect() as conn:
+        result = work(conn)
+        conn.commit()
+        return result
+
+
+# -- the hub: one LISTEN session per process ---------------------------------------------
+
+
+class Subscription:
+    """A stream's doorbell: set when its tenant's events may have changed."""
+
+    def __init__(self, hub: Hub, tenant: uuid.UUID) -> None:
+        self.hub = hub
+        self.tenant = tenant
+        self.bell = threading.Event()
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self)
+
+
+@dataclass
+class Hub:
+    """LISTEN erp_stream on one session; ring the subscriptions of each tenant named.
+
+    Started by the first subscriber (after gunicorn's fork, so each worker process has
+    its own); it reconnects with backoff, and rings every subscription on each
+    (re)connect, since notifications sent while nobody listened are lost.
+    """
+
+    url: str
+    subscribers: dict[uuid.UUID, set[Subscription]] = field(default_factory=dict)
+    listening: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    notifications: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+
+    def subscribe(self, tenant: uuid.UUID) -> Subscription:
+        sub = Subscription(self, tenant)
+        with self._lock:
+            self.subscribers.setdefault(tenant, set()).add(sub)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self.run, name="erp-stream-hub", daemon=True)
+                self._thread.start()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self.subscribers.get(sub.tenant)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self.subscribers[sub.tenant]
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self.subscribers.values())
+
+    def ring(self, tenants: set[uuid.UUID] | None) -> None:
+        """Wake the streams of `tenants` (None: every stream)."""
+        with self._lock:
+            if tenants is None:
+                subs = [s for group in self.subscribers.values() for s in group]
+            else:
+                subs = [s for t in tenants for s in self.subscribers.get(t, ())]
+        for sub in subs:
+            sub.bell.set()
+
+    def run(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while not self.stop.is_set():
+            try:
+                with psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name="erp stream hub",
+                    keepalives=1,
+                    keepalives_idle=30,
+                    keepalives_interval=10,
+                    keepalives_count=3,
+                ) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening.set()
+                    self.ring(None)  # catch up what committed while nobody listened
+                    backoff = BACKOFF_MIN_S
+                    self._listen(conn)
+            except psycopg.Error as exc:
+                log.warning(
+                    "stream hub lost its LISTEN session; reconnecting",
+                    extra={"error": str(exc).strip(), "retry_in_s": round(backoff, 2)},
+                )
+            finally:
+                self.listening.clear()
+            if self.stop.wait(backoff * random.uniform(0.8, 1.2)):
+                break
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _listen(self, conn: psycopg.Connection[Any]) -> None:
+        while not self.stop.is_set():
+            named: set[uuid.UUID] = set()
+            for note in conn.notifies(timeout=IDLE_POLL_S, stop_after=1):
+                named.add(uuid.UUID(note.payload))
+            if not named:
+                continue
+            for note in conn.notifies(timeout=0):  # whatever else already arrived
+                named.add(uuid.UUID(note.payload))
+            self.notifications += len(named)
+            self.ring(named)
+
+
+_hubs: dict[str, Hub] = {}
+_hubs_lock = threading.Lock()
+
+
+def hub_for(url: str) -> Hub:
+    """The process's hub for `url` (one LISTEN session, however many streams)."""
+    with _hubs_lock:
+        hub = _hubs.get(url)
+        if hub is None:
+            hub = _hubs[url] = Hub(url)
+        return hub
+
+
+def stop_hubs() -> None:
+    """Stop every hub of this process (tests, before their database goes)."""
+    with _hubs_lock:
+        hubs = list(_hubs.values())
+        _hubs.clear()
+    for hub in hubs:
+        hub.stop.set()
+        hub.ring(None)  # their streams end
+        if hub._thread is not None:
+            hub._thread.join(IDLE_POLL_S * 4)
+
+
+# -- the stream -----------------------------------------------------------------------
+
+
+class Gate:
+    """At most `limit` streams at once in this process, so that streams never hold every
+    worker thread (erp/inventory/stream.py answers 503 beyond it)."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self._lock = threading.Lock()
+
+    def enter(self, limit: int) -> bool:
+        with self._lock:
+            if self.active >= limit:
+                return False
+            self.active += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.active -= 1
+
+
+gate = Gate()
+
+
+@dataclass
+class Stream:
+    """One client's stream: its tenant, what it serves, and where it stands."""
+
+    engine: Engine
+    sub: Subscription
+    types: tuple[str, ...]
+    filters: Mapping[str, str]
+    cursor: Cursor
+    reset: bool = False
+    ping_s: float = PING_S
+
+    def read(self) -> Batch:
+        return in_tenant(  # type: ignore[no-any-return]
+            self.engine,
+            self.sub.tenant,
+            lambda c: read_batch(c, self.cursor, self.types, self.filters),
+        )
+
+    def frames(self) -> Iterator[bytes]:
+        """The response body. It never ends on its own: the server closes it when the
+        client goes (a write fails, at the latest at the next ping), and the route's
+        on-close hook then unsubscribes."""
+        yield b"retry: 2000\n\n"  # sends the headers now; clients retry after 2 s
+        if self.reset:
+            yield b"event: reset\ndata: {}\n\n"
+        last_write = time.monotonic()
+        held_poll = HELD_POLL_MIN_S
+        while not self.sub.hub.stop.is_set():
+            self.sub.bell.clear()  # a ring during the read below reads again
+            batch = self.read()
+            self.cursor = batch.cursor
+            if batch.events:
+                yield b"".join(e.sse() for e in batch.events)
+                last_write = time.monotonic()
+            if batch.full:
+                continue
+            held_poll = min(held_poll * 2, HELD_POLL_MAX_S) if batch.held else HELD_POLL_MIN_S
+            while True:
+                listening = self.sub.hub.listening.is_set()
+                timeout = self.ping_s - (time.monotonic() - last_write)
+                if batch.held:
+                    timeout = min(timeout, held_poll)
+                if not listening:
+                    timeout = min(timeout, UNLISTENED_POLL_S)
+                if self.sub.bell.wait(max(timeout, 0.0)):
+                    break
+                if time.monotonic() - last_write >= self.ping_s:
+                    yield b": ping\n\n"
+                    last_write = time.monotonic()
+                if batch.held or not listening:
+                    break  # time to read again on our own
