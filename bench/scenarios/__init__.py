@@ -23,6 +23,7 @@ SCENARIOS: tuple[str, ...] = (
     "ledger_trial_balance",
     "webhooks_delivery",
     "webhooks_latency",
+    "inventory_stream",
 )
 
 

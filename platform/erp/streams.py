@@ -46,11 +46,16 @@ CHANNEL = "erp_stream"
 PING_S = 15.0
 #: `Last-Event-ID` of an event older than this (or unknown) starts with `event: reset`.
 RESUME_WINDOW = timedelta(hours=1)
+#: A new stream skips at most this many events it could already see (beyond: some
+#: events of the moment before it began are sent too; harmless, as levels are absolute).
+MAX_SKIPPED = 10_000
 #: Events per read; a stream reads again at once while batches come back full.
 BATCH = 200
-#: Polls of a stream whose next events wait for an older transaction to end.
-HELD_POLL_MIN_S = 0.01
-HELD_POLL_MAX_S = 0.25
+#: How often the hub reads the xmin while streams wait for it to move (one query per
+#: process, however many streams wait).
+XMIN_POLL_S = 0.01
+#: A waiting stream reads again on its own after this long (a safety net).
+HELD_POLL_S = 1.0
 #: How often a stream reads on its own while the hub's LISTEN session is down.
 UNLISTENED_POLL_S = 1.0
 IDLE_POLL_S = 0.5
@@ -91,13 +96,21 @@ class Batch:
     #: Where the next read starts: past the last event, or the watermark if further.
     cursor: Cursor
     full: bool
-    #: Committed events exist that the watermark still holds back.
-    held: bool
+    #: The oldest transaction of committed events the watermark still holds back: they
+    #: are served once the xmin has passed it (None: nothing held).
+    held: int | None
 
 
 # -- reads (each in a transaction pinned to the stream's tenant) ------------------------
 
-_WATERMARK = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+_START = text("""
+    WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+    SELECT w.xmin::text AS xmin,
+           ARRAY(SELECT id FROM webhooks.outbox_events
+                  WHERE xact_id >= w.xmin AND event_type = ANY(:types)
+                  LIMIT :limit) AS seen
+      FROM w
+""")
 
 _RESUME = text("""
     SELECT xact_id::text AS xact, occurred_at >= now() - make_interval(secs => :window) AS fresh
@@ -106,10 +119,13 @@ _RESUME = text("""
 """)
 
 
-def start_cursor(conn: Connection) -> Cursor:
-    """A new stream serves every event not yet below the watermark: those committing
-    from now on, and perhaps a few that committed just before."""
-    return Cursor.below(int(conn.execute(_WATERMARK).scalar_one()))
+def start_position(conn: Connection, types: Sequence[str]) -> tuple[Cursor, frozenset[uuid.UUID]]:
+    """Where a new stream starts: below the watermark, skipping the events above it
+    that this snapshot already sees (committed before the stream began). What commits
+    from now on is served; a transaction still open now may have an id below events
+    already committed, so the cursor alone could not say "from now"."""
+    row = conn.execute(_START, {"types": list(types), "limit": MAX_SKIPPED}).one()
+    return Cursor.below(int(row.xmin)), frozenset(row.seen or ())
 
 
 def resume_cursor(conn: Connection, event_id: uuid.UUID, types: Sequence[str]) -> Cursor | None:
@@ -133,8 +149,8 @@ def _read_sql(filter_fields: Sequence[str]) -> Any:
     return text(f"""
         WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
         SELECT w.xmin::text AS xmin, e.id, e.event_type, e.payload, e.xact_id::text AS xact,
-               EXISTS (SELECT 1 FROM webhooks.outbox_events h
-                        WHERE h.xact_id >= w.xmin AND h.event_type = ANY(:types)) AS held
+               (SELECT min(h.xact_id) FROM webhooks.outbox_events h
+                 WHERE h.xact_id >= w.xmin AND h.event_type = ANY(:types))::text AS held
           FROM w LEFT JOIN LATERAL (
                 SELECT id, event_type, payload, xact_id
                   FROM webhooks.outbox_events
@@ -182,7 +198,8 @@ def read_batch(
     cursor = events[-1].cursor if events else after
     if not full:
         cursor = max(cursor, Cursor.below(xmin))  # nothing below the watermark remains
-    return Batch(events, cursor, full, bool(rows[0].held))
+    held = rows[0].held
+    return Batch(events, cursor, full, None if held is None else int(held))
 
 
 def in_tenant(engine: Engine, tenant: uuid.UUID, work: Callable[[Connection], Any]) -> Any:
@@ -223,6 +240,8 @@ class Hub:
     listening: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
     notifications: int = 0
+    #: Streams whose next events wait for the xmin to pass a transaction id.
+    waiters: dict[Subscription, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
 
@@ -235,8 +254,16 @@ class Hub:
                 self._thread.start()
         return sub
 
+    def wait_for_xmin(self, sub: Subscription, xact: int) -> None:
+        """Ring `sub` once every transaction up to `xact` has ended (the watermark moved
+        past it): no notification will say so, the transaction holding it back may be
+        another tenant's, or not write the outbox at all."""
+        with self._lock:
+            self.waiters[sub] = xact
+
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
+            self.waiters.pop(sub, None)
             subs = self.subscribers.get(sub.tenant)
             if subs is not None:
                 subs.discard(sub)
@@ -288,16 +315,32 @@ class Hub:
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
     def _listen(self, conn: psycopg.Connection[Any]) -> None:
-        while not self.stop.is_set():
-            named: set[uuid.UUID] = set()
-            for note in conn.notifies(timeout=IDLE_POLL_S, stop_after=1):
-                named.add(uuid.UUID(note.payload))
-            if not named:
-                continue
-            for note in conn.notifies(timeout=0):  # whatever else already arrived
-                named.add(uuid.UUID(note.payload))
-            self.notifications += len(named)
-            self.ring(named)
+        with psycopg.connect(
+            self.url, autocommit=True, connect_timeout=5, application_name="erp stream xmin"
+        ) as probe:
+            while not self.stop.is_set():
+                named: set[uuid.UUID] = set()
+                timeout = XMIN_POLL_S if self.waiters else IDLE_POLL_S
+                for note in conn.notifies(timeout=timeout, stop_after=1):
+                    named.add(uuid.UUID(note.payload))
+                if named:
+                    for note in conn.notifies(timeout=0):  # whatever else already arrived
+                        named.add(uuid.UUID(note.payload))
+                    self.notifications += len(named)
+                    self.ring(named)
+                if self.waiters:
+                    self._ring_passed(probe)
+
+    def _ring_passed(self, probe: psycopg.Connection[Any]) -> None:
+        """One global read of the xmin for every waiting stream of the process."""
+        row = probe.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text").fetchone()
+        xmin = int(row[0]) if row else 0
+        with self._lock:
+            passed = [sub for sub, xact in self.waiters.items() if xact < xmin]
+            for sub in passed:
+                del self.waiters[sub]
+        for sub in passed:
+            sub.bell.set()
 
 
 _hubs: dict[str, Hub] = {}
@@ -362,6 +405,8 @@ class Stream:
     cursor: Cursor
     reset: bool = False
     ping_s: float = PING_S
+    #: Events the stream saw committed when it began: never sent.
+    skip: frozenset[uuid.UUID] = frozenset()
 
     def read(self) -> Batch:
         return in_tenant(  # type: ignore[no-any-return]
@@ -378,22 +423,23 @@ class Stream:
         if self.reset:
             yield b"event: reset\ndata: {}\n\n"
         last_write = time.monotonic()
-        held_poll = HELD_POLL_MIN_S
         while not self.sub.hub.stop.is_set():
             self.sub.bell.clear()  # a ring during the read below reads again
             batch = self.read()
             self.cursor = batch.cursor
-            if batch.events:
-                yield b"".join(e.sse() for e in batch.events)
+            fresh = [e for e in batch.events if e.id not in self.skip]
+            if fresh:
+                yield b"".join(e.sse() for e in fresh)
                 last_write = time.monotonic()
             if batch.full:
                 continue
-            held_poll = min(held_poll * 2, HELD_POLL_MAX_S) if batch.held else HELD_POLL_MIN_S
+            if batch.held is not None:
+                self.sub.hub.wait_for_xmin(self.sub, batch.held)
             while True:
                 listening = self.sub.hub.listening.is_set()
                 timeout = self.ping_s - (time.monotonic() - last_write)
-                if batch.held:
-                    timeout = min(timeout, held_poll)
+                if batch.held is not None:
+                    timeout = min(timeout, HELD_POLL_S)
                 if not listening:
                     timeout = min(timeout, UNLISTENED_POLL_S)
                 if self.sub.bell.wait(max(timeout, 0.0)):
@@ -401,5 +447,5 @@ class Stream:
                 if time.monotonic() - last_write >= self.ping_s:
                     yield b": ping\n\n"
                     last_write = time.monotonic()
-                if batch.held or not listening:
+                if batch.held is not None or not listening:
                     break  # time to read again on our own

@@ -196,3 +196,32 @@ def test_streams_beyond_the_process_limit_are_refused(
     r = stream_app.test_client().get("/api/v1/inventory/events", headers=tenant.headers)
     _problem(r, 503, "unavailable")
     assert r.headers["Retry-After"] == "5"
+
+
+def test_an_event_held_back_by_another_tenants_open_work_arrives_when_it_ends(
+    stream_app: ErpFlask, tenant: TenantHandle, other_tenant: TenantHandle, open_stream: OpenStream
+) -> None:
+    """The older transaction that holds the watermark back is another tenant's, and it
+    rolls back: no notification ever names this tenant again, yet the event arrives."""
+    live = open_stream(tenant)
+    with open_transaction(stream_app, other_tenant) as blocker:
+        emit(blocker, "stock.changed", stock_changed())
+        blocker.flush()
+        mine = commit_event(stream_app, tenant)
+        time.sleep(0.5)  # the stream reads, and must hold `mine` back
+        blocker.rollback()
+    assert [f.id for f in live.frames_until(mine)] == [str(mine)]
+
+
+def test_a_new_stream_never_replays_what_committed_before_it_began(
+    stream_app: ErpFlask, tenant: TenantHandle, open_stream: OpenStream
+) -> None:
+    with open_transaction(stream_app, tenant) as early:  # keeps the watermark low
+        emit(early, "stock.changed", stock_changed())
+        early.flush()
+        before = commit_event(stream_app, tenant)
+        live = open_stream(tenant)
+        after = commit_event(stream_app, tenant)
+        early.rollback()
+    assert [f.id for f in live.frames_until(after)] == [str(after)]
+    assert str(before) not in live.ids()

@@ -24,9 +24,10 @@ from erp.registry import Registry
 CHANGED_EVENT = "stock.changed"
 LOW_EVENT = "stock.low"
 STREAMED = (CHANGED_EVENT, LOW_EVENT)
-#: Streams one process serves at once unless the app says otherwise (`erp stream`
-#: raises it); each holds a worker thread while open.
-DEFAULT_MAX_CLIENTS = 4
+#: Streams one API worker process serves at once, each holding one of its few threads
+#: (a convenience for a single process); `erp stream` sets STREAM_MAX_CLIENTS to its
+#: threads less a few (erp/server.py).
+DEFAULT_MAX_CLIENTS = 1
 
 blp = Blueprint(
     "inventory_stream",
@@ -104,16 +105,20 @@ def _open(
     """Where the stream starts, read in the request's transaction (after subscribing,
     so nothing that commits meanwhile goes unrung)."""
     conn = db.session.connection()
-    cursor = None
+    resumed = None
     if last_event_id is not None:
-        cursor = streams.resume_cursor(conn, last_event_id, STREAMED)
+        resumed = streams.resume_cursor(conn, last_event_id, STREAMED)
+    cursor, skip = (
+        (resumed, frozenset[uuid.UUID]()) if resumed else streams.start_position(conn, STREAMED)
+    )
     return streams.Stream(
         engine=db.engine,
         sub=sub,
         types=STREAMED,
         filters=filters,
-        cursor=cursor or streams.start_cursor(conn),
-        reset=last_event_id is not None and cursor is None,
+        cursor=cursor,
+        skip=skip,
+        reset=last_event_id is not None and resumed is None,
         ping_s=current_app.config.get("STREAM_PING_S", streams.PING_S),
     )
 
