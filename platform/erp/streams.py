@@ -23,13 +23,12 @@ The pieces, in the order an event travels:
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -37,7 +36,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from erp.db import tenant_context
+from erp.db import TenantSession, call_one, one_flight_scope, pg_array, tenant_context
 
 log = logging.getLogger("erp.streams")
 
@@ -79,20 +78,10 @@ class Cursor:
 
 
 @dataclass(frozen=True)
-class StreamEvent:
-    id: uuid.UUID
-    event_type: str
-    data: Mapping[str, Any]
-    cursor: Cursor
-
-    def sse(self) -> bytes:
-        body = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
-        return f"id: {self.id}\nevent: {self.event_type}\ndata: {body}\n\n".encode()
-
-
-@dataclass(frozen=True)
 class Batch:
-    events: list[StreamEvent]
+    #: The SSE frames of the events read, ready to send (built by PostgreSQL).
+    frames: bytes
+    count: int
     #: Where the next read starts: past the last event, or the watermark if further.
     cursor: Cursor
     full: bool
@@ -104,11 +93,12 @@ class Batch:
 # -- reads (each in a transaction pinned to the stream's tenant) ------------------------
 
 _START = text("""
-    WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-    SELECT w.xmin::text AS xmin,
-           ARRAY(SELECT id FROM webhooks.outbox_events
-                  WHERE xact_id >= w.xmin AND event_type = ANY(:types)
-                  LIMIT :limit) AS seen
+    WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+         seen AS (SELECT id, xact_id FROM webhooks.outbox_events, w
+                   WHERE xact_id >= w.xmin AND event_type = ANY(:types)
+                   LIMIT :limit)
+    SELECT w.xmin::text AS xmin, ARRAY(SELECT id FROM seen) AS seen,
+           (SELECT max(xact_id) FROM seen)::text AS seen_until
       FROM w
 """)
 
@@ -119,13 +109,24 @@ _RESUME = text("""
 """)
 
 
-def start_position(conn: Connection, types: Sequence[str]) -> tuple[Cursor, frozenset[uuid.UUID]]:
-    """Where a new stream starts: below the watermark, skipping the events above it
-    that this snapshot already sees (committed before the stream began). What commits
-    from now on is served; a transaction still open now may have an id below events
-    already committed, so the cursor alone could not say "from now"."""
+@dataclass(frozen=True)
+class Start:
+    """Where a new stream begins, and the events above it it already saw."""
+
+    cursor: Cursor
+    seen: frozenset[uuid.UUID] = frozenset()
+    #: The highest transaction among `seen`: once past it, nothing is left to skip.
+    seen_until: int = 0
+
+
+def start_position(conn: Connection, types: Sequence[str]) -> Start:
+    """A new stream starts below the watermark, skipping the events above it that this
+    snapshot already sees (committed before the stream began): what commits from now
+    on is served. A transaction still open may have an id below events already
+    committed, so the cursor alone could not say "from now"."""
     row = conn.execute(_START, {"types": list(types), "limit": MAX_SKIPPED}).one()
-    return Cursor.below(int(row.xmin)), frozenset(row.seen or ())
+    seen_until = int(row.seen_until) if row.seen_until is not None else 0
+    return Start(Cursor.below(int(row.xmin)), frozenset(row.seen), seen_until)
 
 
 def resume_cursor(conn: Connection, event_id: uuid.UUID, types: Sequence[str]) -> Cursor | None:
@@ -140,75 +141,83 @@ def resume_cursor(conn: Connection, event_id: uuid.UUID, types: Sequence[str]) -
     return Cursor(int(row.xact), event_id)
 
 
-def _read_sql(filter_fields: Sequence[str]) -> Any:
+def _read_sql(filter_fields: int) -> str:
     # An event passes a filter when its data has that field with that value, or has
     # no such field (a stream filtered by location still gets an item's `stock.low`).
     filters = "".join(
-        f" AND (NOT payload ? :f{i} OR payload->>:f{i} = :v{i})" for i in range(len(filter_fields))
+        f" AND (NOT o.payload ? %(f{i})s OR o.payload->>%(f{i})s = %(v{i})s)"
+        for i in range(filter_fields)
     )
-    return text(f"""
-        WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-        SELECT w.xmin::text AS xmin, e.id, e.event_type, e.payload, e.xact_id::text AS xact,
+    # One row, so that the read is one round trip with BEGIN, the pin and COMMIT
+    # (erp.db.call_one, one flight), and the frames are built by PostgreSQL. One
+    # statement, so the rows and the xmin come from one snapshot.
+    return f"""
+        WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+             e AS (SELECT o.id, o.event_type, o.payload, o.xact_id
+                     FROM webhooks.outbox_events o, w
+                    WHERE (o.xact_id, o.id) > (%(xact)s::xid8, %(id)s::uuid)
+                      AND o.xact_id < w.xmin
+                      AND o.event_type = ANY(%(types)s::text[])
+                      AND o.id <> ALL(%(skip)s::uuid[]){filters}
+                    ORDER BY o.xact_id, o.id
+                    LIMIT %(limit)s)
+        SELECT w.xmin::text,
                (SELECT min(h.xact_id) FROM webhooks.outbox_events h
-                 WHERE h.xact_id >= w.xmin AND h.event_type = ANY(:types))::text AS held
-          FROM w LEFT JOIN LATERAL (
-                SELECT id, event_type, payload, xact_id
-                  FROM webhooks.outbox_events
-                 WHERE (xact_id, id) > (CAST(:xact AS xid8), CAST(:id AS uuid))
-                   AND xact_id < w.xmin
-                   AND event_type = ANY(:types){filters}
-                 ORDER BY xact_id, id
-                 LIMIT :limit) e ON true
-    """)
+                 WHERE h.xact_id >= w.xmin AND h.event_type = ANY(%(types)s::text[]))::text,
+               (SELECT count(*) FROM e),
+               (SELECT string_agg('id: ' || e.id || E'\nevent: ' || e.event_type
+                                  || E'\ndata: ' || e.payload::text || E'\n\n',
+                                  '' ORDER BY e.xact_id, e.id) FROM e),
+               (SELECT e.xact_id::text || ' ' || e.id FROM e
+                 ORDER BY e.xact_id DESC, e.id DESC LIMIT 1)
+          FROM w
+    """
 
 
-_READS: dict[int, Any] = {}
+_READS: dict[int, str] = {}
 
 
 def read_batch(
-    conn: Connection,
+    engine: Engine,
+    tenant: uuid.UUID,
     after: Cursor,
     types: Sequence[str],
     filters: Mapping[str, str],
+    skip: frozenset[uuid.UUID] = frozenset(),
     limit: int = BATCH,
 ) -> Batch:
-    """The events after `after` that the watermark lets out, in commit-safe order.
-
-    One statement, so the rows and the xmin come from one snapshot (READ COMMITTED
-    takes a new one per statement)."""
+    """The events after `after` that the watermark lets out, in commit-safe order, read
+    in one short transaction pinned to `tenant` (one round trip; read-only, so it never
+    takes a transaction id of its own)."""
     stmt = _READS.get(len(filters))
     if stmt is None:
-        stmt = _READS.setdefault(len(filters), _read_sql([*filters]))
+        stmt = _READS.setdefault(len(filters), _read_sql(len(filters)))
     params: dict[str, Any] = {
         "xact": str(after.xact),
         "id": str(after.id),
-        "types": list(types),
+        "types": pg_array_text(types),
+        "skip": pg_array(skip),
         "limit": limit,
     }
     for i, (name, value) in enumerate(filters.items()):
         params[f"f{i}"], params[f"v{i}"] = name, value
-    rows = conn.execute(stmt, params).all()
-    xmin = int(rows[0].xmin)
-    events = [
-        StreamEvent(r.id, r.event_type, r.payload, Cursor(int(r.xact), r.id))
-        for r in rows
-        if r.id is not None
-    ]
-    full = len(events) >= limit
-    cursor = events[-1].cursor if events else after
+    with tenant_context(tenant), one_flight_scope(), TenantSession(bind=engine) as s:
+        xmin, held, count, frames, last = call_one(s, stmt, params)
+    full = count >= limit
+    cursor = after
+    if last is not None:
+        last_xact, last_id = last.split(" ")
+        cursor = Cursor(int(last_xact), uuid.UUID(last_id))
     if not full:
-        cursor = max(cursor, Cursor.below(xmin))  # nothing below the watermark remains
-    held = rows[0].held
-    return Batch(events, cursor, full, None if held is None else int(held))
+        cursor = max(cursor, Cursor.below(int(xmin)))  # nothing below the watermark remains
+    return Batch((frames or "").encode(), count, cursor, full, None if held is None else int(held))
 
 
-def in_tenant(engine: Engine, tenant: uuid.UUID, work: Callable[[Connection], Any]) -> Any:
-    """`work` in one short transaction pinned to `tenant` (erp.db.PinnedConnection
-    sends the pin with BEGIN), committed; read-only, so it never takes an xid."""
-    with tenant_context(tenant), engine.connect() as conn:
-        result = work(conn)
-        conn.commit()
-        return result
+def pg_array_text(values: Sequence[str]) -> str:
+    """A text[] literal of plain names (event types: letters, digits, dots, underscores)."""
+    if not all(v.replace(".", "").replace("_", "").isalnum() for v in values):
+        raise ValueError("not plain names")
+    return "{" + ",".join(values) + "}"
 
 
 # -- the hub: one LISTEN session per process ---------------------------------------------
@@ -407,12 +416,14 @@ class Stream:
     ping_s: float = PING_S
     #: Events the stream saw committed when it began: never sent.
     skip: frozenset[uuid.UUID] = frozenset()
+    #: The highest transaction among `skip` (past it, nothing is left to skip).
+    skip_until: int = 0
 
     def read(self) -> Batch:
-        return in_tenant(  # type: ignore[no-any-return]
-            self.engine,
-            self.sub.tenant,
-            lambda c: read_batch(c, self.cursor, self.types, self.filters),
+        if self.skip and self.cursor.xact > self.skip_until:
+            self.skip = frozenset()
+        return read_batch(
+            self.engine, self.sub.tenant, self.cursor, self.types, self.filters, self.skip
         )
 
     def frames(self) -> Iterator[bytes]:
@@ -427,9 +438,8 @@ class Stream:
             self.sub.bell.clear()  # a ring during the read below reads again
             batch = self.read()
             self.cursor = batch.cursor
-            fresh = [e for e in batch.events if e.id not in self.skip]
-            if fresh:
-                yield b"".join(e.sse() for e in fresh)
+            if batch.frames:
+                yield batch.frames
                 last_write = time.monotonic()
             if batch.full:
                 continue

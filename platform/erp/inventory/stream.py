@@ -108,16 +108,15 @@ def _open(
     resumed = None
     if last_event_id is not None:
         resumed = streams.resume_cursor(conn, last_event_id, STREAMED)
-    cursor, skip = (
-        (resumed, frozenset[uuid.UUID]()) if resumed else streams.start_position(conn, STREAMED)
-    )
+    start = streams.Start(resumed) if resumed else streams.start_position(conn, STREAMED)
     return streams.Stream(
         engine=db.engine,
         sub=sub,
         types=STREAMED,
         filters=filters,
-        cursor=cursor,
-        skip=skip,
+        cursor=start.cursor,
+        skip=start.seen,
+        skip_until=start.seen_until,
         reset=last_event_id is not None and resumed is None,
         ping_s=current_app.config.get("STREAM_PING_S", streams.PING_S),
     )
