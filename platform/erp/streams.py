@@ -17,8 +17,13 @@ The pieces, in the order an event travels:
   it has ended, so no event can still appear behind the cursor), in (xact_id, id)
   order. The cursor is the last (xact_id, id) served; `Last-Event-ID` names an event,
   whose (xact_id, id) is looked up again on reconnect. An event held back by the
-  watermark (an older transaction, of any tenant, still open) is read again after a
-  short poll: the notification that would have woken the stream came already.
+  watermark (an older transaction, of any tenant or database, still open) is read
+  again once the hub, which reads the xmin every XMIN_POLL_S while any stream waits
+  (one query per process), sees it pass: no notification will say so.
+- A read is one round trip (BEGIN, the tenant pin, the statement and COMMIT in one
+  message: erp.db.call_one's one flight) whose one row carries the SSE frames, built
+  by PostgreSQL. Streams of one tenant at the same cursor share one read begun after
+  they were rung (`SharedReads`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -220,6 +225,64 @@ def pg_array_text(values: Sequence[str]) -> str:
     return "{" + ",".join(values) + "}"
 
 
+@dataclass
+class _Flight:
+    started: float
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Batch | None = None
+
+
+class SharedReads:
+    """Identical reads of one tenant's streams, done once.
+
+    A commit rings every stream of its tenant at once, and streams at the same cursor
+    with the same filters would all run the same statement, pinned to the same tenant,
+    for the same answer. A stream takes the answer of a read of its key that *began
+    after it was rung* (that read's snapshot sees what rang it), in flight or just
+    done; otherwise it reads itself. RLS still decides every answer: each read is
+    pinned to the one tenant of its key.
+    """
+
+    KEEP_S = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[Any, _Flight] = {}
+        self.reads = 0
+        self.shared = 0
+
+    def read(self, key: Any, not_before: float, fn: Callable[[], Batch]) -> Batch:
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None and flight.started >= not_before:
+                self.shared += 1
+                lead = False
+            else:
+                flight = _Flight(time.monotonic())
+                self._flights[key] = flight
+                self.reads += 1
+                lead = True
+                self._prune(flight.started)
+        if lead:
+            try:
+                flight.result = fn()
+            finally:
+                flight.done.set()
+        else:
+            flight.done.wait()
+        if flight.result is None:  # the leader's read failed: read alone
+            return fn()
+        return flight.result
+
+    def _prune(self, now: float) -> None:
+        if len(self._flights) > 64:
+            for key in [k for k, f in self._flights.items() if f.started < now - self.KEEP_S]:
+                del self._flights[key]
+
+
+shared_reads = SharedReads()
+
+
 # -- the hub: one LISTEN session per process ---------------------------------------------
 
 
@@ -230,6 +293,12 @@ class Subscription:
         self.hub = hub
         self.tenant = tenant
         self.bell = threading.Event()
+        #: When it was last rung (time.monotonic): a read begun after it sees what rang.
+        self.rung_at = 0.0
+
+    def ring(self) -> None:
+        self.rung_at = time.monotonic()
+        self.bell.set()
 
     def close(self) -> None:
         self.hub.unsubscribe(self)
@@ -291,7 +360,7 @@ class Hub:
             else:
                 subs = [s for t in tenants for s in self.subscribers.get(t, ())]
         for sub in subs:
-            sub.bell.set()
+            sub.ring()
 
     def run(self) -> None:
         backoff = BACKOFF_MIN_S
@@ -349,7 +418,7 @@ class Hub:
             for sub in passed:
                 del self.waiters[sub]
         for sub in passed:
-            sub.bell.set()
+            sub.ring()
 
 
 _hubs: dict[str, Hub] = {}
@@ -419,12 +488,19 @@ class Stream:
     #: The highest transaction among `skip` (past it, nothing is left to skip).
     skip_until: int = 0
 
-    def read(self) -> Batch:
+    def read(self, not_before: float) -> Batch:
         if self.skip and self.cursor.xact > self.skip_until:
             self.skip = frozenset()
-        return read_batch(
-            self.engine, self.sub.tenant, self.cursor, self.types, self.filters, self.skip
-        )
+
+        def read() -> Batch:
+            return read_batch(
+                self.engine, self.sub.tenant, self.cursor, self.types, self.filters, self.skip
+            )
+
+        if self.skip:
+            return read()
+        key = (self.sub.tenant, self.cursor, self.types, tuple(sorted(self.filters.items())))
+        return shared_reads.read(key, not_before, read)
 
     def frames(self) -> Iterator[bytes]:
         """The response body. It never ends on its own: the server closes it when the
@@ -436,7 +512,10 @@ class Stream:
         last_write = time.monotonic()
         while not self.sub.hub.stop.is_set():
             self.sub.bell.clear()  # a ring during the read below reads again
-            batch = self.read()
+            # a read begun after the last ring sees what rang; with no ring, only a
+            # read from now on will do
+            rung = self.sub.rung_at
+            batch = self.read(rung if rung and time.monotonic() - rung < 1.0 else time.monotonic())
             self.cursor = batch.cursor
             if batch.frames:
                 yield batch.frames

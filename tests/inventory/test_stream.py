@@ -67,16 +67,19 @@ def test_a_resume_misses_nothing_when_a_later_transaction_commits_first(
     assert first.ids() + got == [str(e) for e in (before, slow, fast, after)]
 
 
-def test_one_stream_serves_out_of_order_commits_in_transaction_order(
+def test_streams_serve_out_of_order_commits_in_transaction_order(
     stream_app: ErpFlask, tenant: TenantHandle, open_stream: OpenStream
 ) -> None:
-    live = open_stream(tenant)
+    """Three streams of one tenant at one cursor (their reads are shared) see the same."""
+    live = [open_stream(tenant) for _ in range(3)]
     with open_transaction(stream_app, tenant) as early:
         slow = emit(early, "stock.changed", stock_changed())
         early.flush()
         fast = commit_event(stream_app, tenant)
         early.commit()
-    assert [f.id for f in live.frames_until(fast)] == [str(slow), str(fast)]
+    later = commit_event(stream_app, tenant)
+    for stream in live:
+        assert [f.id for f in stream.frames_until(later)] == [str(e) for e in (slow, fast, later)]
 
 
 def test_rolled_back_work_never_reaches_a_stream(
