@@ -201,6 +201,7 @@ def _round(
         arrived = {k: v for k, v in clients.arrivals.items() if k in expected}
     finally:
         clients.close()
+    time.sleep(3)  # the stream process notices the clients left (within 1 s) and frees them
     return Round(
         idle,
         loaded,

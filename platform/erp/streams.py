@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import random
+import select
+import socket
 import threading
 import time
 import uuid
@@ -60,6 +62,9 @@ BATCH = 200
 XMIN_POLL_S = 0.01
 #: A waiting stream reads again on its own after this long (a safety net).
 HELD_POLL_S = 1.0
+#: How often an idle stream checks that its client is still connected: a client that
+#: went frees its thread within this (else only at the next write, a ping).
+CLIENT_CHECK_S = 1.0
 #: How often a stream reads on its own while the hub's LISTEN session is down.
 UNLISTENED_POLL_S = 1.0
 IDLE_POLL_S = 0.5
@@ -421,6 +426,16 @@ class Hub:
             sub.ring()
 
 
+def client_gone(sock: socket.socket) -> bool:
+    """Whether the client closed its connection: readable, with nothing to read. An SSE
+    client sends nothing after its request, so anything else counts as still there."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 _hubs: dict[str, Hub] = {}
 _hubs_lock = threading.Lock()
 
@@ -487,6 +502,8 @@ class Stream:
     skip: frozenset[uuid.UUID] = frozenset()
     #: The highest transaction among `skip` (past it, nothing is left to skip).
     skip_until: int = 0
+    #: The client's connection (the WSGI server's), to notice a client that went.
+    client: socket.socket | None = None
 
     def read(self, not_before: float) -> Batch:
         if self.skip and self.cursor.xact > self.skip_until:
@@ -531,8 +548,12 @@ class Stream:
                     timeout = min(timeout, HELD_POLL_S)
                 if not listening:
                     timeout = min(timeout, UNLISTENED_POLL_S)
+                if self.client is not None:
+                    timeout = min(timeout, CLIENT_CHECK_S)
                 if self.sub.bell.wait(max(timeout, 0.0)):
                     break
+                if self.client is not None and client_gone(self.client):
+                    return
                 if time.monotonic() - last_write >= self.ping_s:
                     yield b": ping\n\n"
                     last_write = time.monotonic()

@@ -4,6 +4,7 @@ outbox's `emit` in real transactions; timeouts are generous (latency: bench/).""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -232,3 +233,12 @@ def test_a_new_stream_never_replays_what_committed_before_it_began(
         early.rollback()
     assert [f.id for f in live.frames_until(after)] == [str(after)]
     assert str(before) not in live.ids()
+
+
+def test_a_stream_notices_its_client_went_without_writing() -> None:
+    """What frees a stream's thread within a second, not at the next ping."""
+    server_side, client_side = socket.socketpair()
+    with server_side:
+        assert not streams.client_gone(server_side)
+        client_side.close()
+        assert streams.client_gone(server_side)

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from erp import streams
 from erp.errors import Problem
@@ -118,6 +118,8 @@ def _open(
         skip=start.seen,
         skip_until=start.seen_until,
         reset=last_event_id is not None and resumed is None,
+        # gunicorn's and werkzeug's name for the client's socket (None: not checked)
+        client=request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket"),
         ping_s=current_app.config.get("STREAM_PING_S", streams.PING_S),
     )
 
