@@ -62,6 +62,9 @@ BATCH = 200
 XMIN_POLL_S = 0.01
 #: A waiting stream reads again on its own after this long (a safety net).
 HELD_POLL_S = 1.0
+#: A stream ends after this long; the client reconnects with Last-Event-ID, and its
+#: credential is checked again (a revoked key or a suspended tenant stops streaming).
+MAX_AGE_S = 600.0
 #: How often an idle stream checks that its client is still connected: a client that
 #: went frees its thread within this (else only at the next write, a ping).
 CLIENT_CHECK_S = 1.0
@@ -504,6 +507,7 @@ class Stream:
     skip_until: int = 0
     #: The client's connection (the WSGI server's), to notice a client that went.
     client: socket.socket | None = None
+    max_age_s: float = MAX_AGE_S
 
     def read(self, not_before: float) -> Batch:
         if self.skip and self.cursor.xact > self.skip_until:
@@ -526,8 +530,9 @@ class Stream:
         yield b"retry: 2000\n\n"  # sends the headers now; clients retry after 2 s
         if self.reset:
             yield b"event: reset\ndata: {}\n\n"
-        last_write = time.monotonic()
-        while not self.sub.hub.stop.is_set():
+        last_write = ends = time.monotonic()
+        ends += self.max_age_s
+        while not self.sub.hub.stop.is_set() and time.monotonic() < ends:
             self.sub.bell.clear()  # a ring during the read below reads again
             # a read begun after the last ring sees what rang; with no ring, only a
             # read from now on will do
@@ -550,6 +555,7 @@ class Stream:
                     timeout = min(timeout, UNLISTENED_POLL_S)
                 if self.client is not None:
                     timeout = min(timeout, CLIENT_CHECK_S)
+                timeout = min(timeout, ends - time.monotonic())
                 if self.sub.bell.wait(max(timeout, 0.0)):
                     break
                 if self.client is not None and client_gone(self.client):
@@ -557,5 +563,5 @@ class Stream:
                 if time.monotonic() - last_write >= self.ping_s:
                     yield b": ping\n\n"
                     last_write = time.monotonic()
-                if batch.held is not None or not listening:
-                    break  # time to read again on our own
+                if batch.held is not None or not listening or time.monotonic() >= ends:
+                    break  # time to read again on our own, or to end

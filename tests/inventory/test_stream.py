@@ -12,7 +12,10 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from erp import streams
+from erp import create_app, streams
+from erp.config import Settings
+from erp.extensions import db
+from erp.extensions import queue as job_queue
 from erp.http import ErpFlask
 from erp.webhooks.services import emit
 from tests.conftest import TenantHandle, make_tenant
@@ -242,3 +245,21 @@ def test_a_stream_notices_its_client_went_without_writing() -> None:
         assert not streams.client_gone(server_side)
         client_side.close()
         assert streams.client_gone(server_side)
+
+
+def test_a_stream_ends_after_its_maximum_age(settings: Settings, tenant: TenantHandle) -> None:
+    """So that a revoked key or a suspended tenant stops streaming at the reconnect."""
+    app = create_app(settings, STREAM_MAX_AGE_S=1.0, STREAM_PING_S=0.3)
+    try:
+        r = app.test_client().get(
+            "/api/v1/inventory/events", headers=tenant.headers, buffered=False
+        )
+        assert r.status_code == 200
+        body = b"".join(r.response)  # returns: the server ended the stream
+        r.close()
+        assert body.startswith(b"retry: 2000\n\n")
+        assert b": ping\n\n" in body
+    finally:
+        with app.app_context():
+            db.dispose()
+            job_queue.redis.close()

@@ -55,7 +55,8 @@ _DESCRIPTION = (
     "`text/event-stream`: `id:` the event id, `event:` `stock.changed` or `stock.low`, "
     "`data:` the event's data (API.md, Outbound events); a `: ping` comment every 15 s; "
     "with `Last-Event-ID`, the events after it (of the last hour; else `event: reset` "
-    "first: reload levels)."
+    "first: reload levels). The server ends a stream after 10 minutes: reconnect with "
+    "`Last-Event-ID` (EventSource does), and the credential is checked again."
 )
 
 
@@ -121,6 +122,7 @@ def _open(
         # gunicorn's and werkzeug's name for the client's socket (None: not checked)
         client=request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket"),
         ping_s=current_app.config.get("STREAM_PING_S", streams.PING_S),
+        max_age_s=current_app.config.get("STREAM_MAX_AGE_S", streams.MAX_AGE_S),
     )
 
 
