@@ -105,6 +105,15 @@ TINY: dict[str, dict[str, object]] = {
     },
     "webhooks_delivery": {"events": 20, "endpoints": 2, "batch": 10, "ceiling_posts": 20},
     "webhooks_latency": {"rate": 50.0, "seconds": 0.4, "slow_s": 1.0, "drain_s": 30.0},
+    "inventory_stream": {
+        "clients": 6,
+        "tenants": 2,
+        "rate": 10.0,
+        "seconds": 1.0,
+        "rounds": 1,
+        "stream_threads": 16,
+        "drain_s": 30.0,
+    },
     "serve_models": {
         "configs": ["sync:1x1"],
         "clients": 2,
