@@ -66,6 +66,7 @@ def gunicorn(
     *,
     worker_class: str | None = None,
     module: str = "erp.cli",
+    command: str = "serve",
 ) -> Iterator[Server]:
     """`erp serve` on a free port of 127.0.0.1, ready (GET /readyz is 200) when yielded.
 
@@ -73,10 +74,11 @@ def gunicorn(
     SECRET_KEY...); MIGRATION_DATABASE_URL is removed: the API never needs it.
     `threads` and `worker_class` None keep `erp serve`'s defaults. The server's log
     goes to a file. `module` is run as `python -m <module> serve ...` (the RLS
-    ceiling's bench-only server takes `erp serve`'s options).
+    ceiling's bench-only server takes `erp serve`'s options); `command` "stream" runs
+    `erp stream` (the live streams' process: no --worker-class) instead.
     """
     port = free_port()
-    args = [sys.executable, "-m", module, "serve", "--host", LOCALHOST, "--port", str(port)]
+    args = [sys.executable, "-m", module, command, "--host", LOCALHOST, "--port", str(port)]
     args += ["--workers", str(workers)]
     if threads is not None:
         args += ["--threads", str(threads)]

@@ -25,6 +25,7 @@ SCENARIOS: tuple[str, ...] = (
     "webhooks_delivery",
     "webhooks_latency",
     "inventory_hot_sku",
+    "inventory_stream",
 )
 
 

@@ -15,7 +15,7 @@ Create Date: 2026-12-02
 from erp.migrate import policy_sql, run_sql
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

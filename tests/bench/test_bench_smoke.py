@@ -123,6 +123,15 @@ TINY: dict[str, dict[str, object]] = {
         "warmup_s": 0.5,
         "last_units": 5,
     },
+    "inventory_stream": {
+        "clients": 6,
+        "tenants": 2,
+        "rate": 10.0,
+        "seconds": 1.0,
+        "rounds": 1,
+        "stream_threads": 16,
+        "drain_s": 30.0,
+    },
     "serve_models": {
         "configs": ["sync:1x1"],
         "clients": 2,

@@ -21,6 +21,8 @@ from erp.http import ErpFlask
 from tests.conftest import TenantHandle, make_tenant
 
 EXAMPLES = 8
+#: Server-Sent Events never end: a call would not return (tests/inventory/test_stream*.py).
+STREAMS = frozenset({"/api/v1/inventory/events"})
 
 CHECKS = [
     not_a_server_error,
@@ -81,7 +83,7 @@ def _hits_the_runs_own_credentials(case: Any, tenant: TenantHandle) -> bool:
 def test_the_api_keeps_its_documented_promises(
     case: Any, fuzzed_tenant: TenantHandle, ops_headers: dict[str, str]
 ) -> None:
-    if _hits_the_runs_own_credentials(case, fuzzed_tenant):
+    if _hits_the_runs_own_credentials(case, fuzzed_tenant) or case.path in STREAMS:
         return
     credential = ops_headers if case.path.startswith("/ops/") else fuzzed_tenant.headers
     case.call_and_validate(headers=credential, checks=CHECKS)

@@ -163,6 +163,9 @@ SET_OTHERWISE = {
     "ERP_TEMPLATES_DIR": "the image's ERP_ROOT/tenants/templates; extraEnv to override",
     "ENVIRONMENT": "unset: production (Secure cookies); `development` is `erp dev`'s",
     "DEV_SIGN_IN": "never in a deployment: refused outside ENVIRONMENT=development",
+    "STREAM_PORT": "the stream Deployment, from stream.port",
+    "STREAM_WORKERS": "the stream Deployment, from stream.workers",
+    "STREAM_THREADS": "the stream Deployment, from stream.threads",
 }
 
 
@@ -267,6 +270,14 @@ def test_default_release_shape(rendered: Callable[[str], Manifests]) -> None:
     assert lc["args"] == ["webhooks", "listen"]
     assert env_of(lc)["DATABASE_URL"] == ("erp", "DATABASE_URL")
 
+    stream = find(ms, "Deployment", "rel-erp-stream")
+    (sc,) = _containers(stream)
+    assert sc["args"] == ["stream"]
+    senv = env_of(sc)
+    assert (senv["STREAM_PORT"], senv["STREAM_THREADS"]) == ("8001", "256")
+    assert sc["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert find(ms, "Service", "rel-erp-stream")["spec"]["ports"][0]["targetPort"] == "http"
+
     job = find(ms, "Job", "rel-erp-migrate")
     ann = job["metadata"]["annotations"]
     assert ann["helm.sh/hook"] == "pre-install,pre-upgrade"
@@ -366,6 +377,15 @@ def test_production_values(rendered: Callable[[str], Manifests]) -> None:
     ingress = find(ms, "Ingress", "erp")["spec"]
     assert ingress["tls"] == [{"secretName": "erp-tls", "hosts": ["erp.example.com"]}]
     assert ingress["ingressClassName"] == "nginx"
+    # the live stream's one path goes to `erp stream`, ahead of the API's catch-all
+    first = ingress["rules"][0]["http"]["paths"][0]
+    assert (first["path"], first["pathType"]) == ("/api/v1/inventory/events", "Exact")
+    assert first["backend"]["service"]["name"] == "erp-stream"
+    stream_env = env_of(_containers(find(ms, "Deployment", "erp-stream"))[0])
+    assert stream_env["DATABASE_URL"] == ("erp-production", "pooled-database-url")
+    assert stream_env["LISTEN_DATABASE_URL"] == ("erp-production", "listen-database-url")
+    stream_np = find(ms, "NetworkPolicy", "erp-stream")["spec"]
+    assert stream_np["ingress"][0]["ports"] == [{"port": 8001, "protocol": "TCP"}]
     np = find(ms, "NetworkPolicy", "erp-worker")["spec"]
     assert {"ipBlock": {"cidr": "10.20.0.0/24"}} in [
         t for r in np["egress"] for t in r.get("to", [])

@@ -117,3 +117,7 @@ def open_stock(client: Any, ops_headers: dict[str, str], url: str) -> Stock:
 @pytest.fixture
 def stock(client: Any, ops_headers: dict[str, str], app_url: str) -> Stock:
     return open_stock(client, ops_headers, app_url)
+
+
+# The stream tests' fixtures live in stream_support.py; imported here so pytest finds them.
+from tests.inventory.stream_support import live_url, open_stream, stream_app  # noqa: E402, F401

@@ -1,5 +1,6 @@
 """Inventory: items, locations, stock levels and moves, reservations, counts, suppliers,
-purchase orders, and the stock events (stock.changed, stock.low)."""
+purchase orders, the stock events (stock.changed, stock.low) and their live stream
+(erp/inventory/stream.py)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,8 @@ def register(r: Registry) -> None:
 
     r.blueprint(reservation_routes.blp)
     r.sqlstate("EI010", "not-found", "Not found")
+
+    # -- the live stream (erp/inventory/stream.py): GET /inventory/events
+    from erp.inventory.stream import blp as stream_blp
+
+    r.blueprint(stream_blp)
