@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import Engine
 
-from erp.inventory.purchasing import RECEIVED_EVENT_SCHEMA
+from erp.registry import load_event_type
 from tests.core.helpers import assert_problem
 from tests.inventory.purchasing_helpers import (
     INV,
@@ -29,6 +29,9 @@ from tests.inventory.purchasing_helpers import (
 @pytest.fixture
 def shop(client: Any, ops_headers: dict[str, str], app_url: str) -> Shop:
     return open_shop(client, ops_headers, app_url)
+
+
+RECEIVED_EVENT_SCHEMA = load_event_type("purchase_order.received").schema
 
 
 def test_the_whole_life_of_a_purchase_order(shop: Shop, owner_engine: Engine) -> None:
@@ -338,7 +341,7 @@ def test_the_event_producer_emits_payloads_that_fit_the_schema(
     request: pytest.FixtureRequest, client: Any, shop: Shop, owner_engine: Engine
 ) -> None:
     """tests/inventory/event_payloads.py (for the webhooks' generic check) emits real
-    purchase_order.received payloads, each valid against RECEIVED_EVENT_SCHEMA."""
+    purchase_order.received payloads, each valid against the served schema."""
     from tests.inventory.event_payloads import PRODUCERS
 
     PRODUCERS["purchase_order.received"](request, client, shop.tenant)
