@@ -87,6 +87,33 @@ def test_a_posted_transaction_is_delivered_signed(
     assert attempt["message_id"] == message["id"]
 
 
+def test_a_stock_change_is_delivered_signed(
+    client: Any, tenant: TenantHandle, receiver: Receiver, hooks_queue: Queue
+) -> None:
+    """A receipt of stock (inventory's one-call move) -> its stock.changed event, signed,
+    at an endpoint that subscribed to stock events only (the move's ledger posting is
+    not sent there)."""
+    from tests.inventory.test_api import Api
+
+    endpoint = create_endpoint(client, tenant, receiver.url, event_types=["stock.changed"])
+    api = Api(client, tenant)
+    item = api.item()
+    move = api.move(
+        kind="receipt", item_id=item["id"], quantity=7, to_location_id=api.main(), unit_cost=250
+    )
+    deliver_all(hooks_queue, tenant)
+
+    (got,) = receiver.requests
+    doc = Webhook(endpoint["secret"]).verify(got.body, got.headers)
+    assert doc["type"] == "stock.changed"
+    data = doc["data"]
+    assert (data["item_id"], data["on_hand"], data["available"]) == (item["id"], 7, 7)
+    assert data["delta"] == {"on_hand": 7, "reserved": 0}
+    assert data["sources"] == [{"type": "move", "id": move["id"]}]
+    (message,) = _messages(client, tenant, endpoint["id"])
+    assert message["status"] == "delivered"
+
+
 def test_the_filter_and_disabled_endpoints_decide_who_gets_a_message(
     client: Any, tenant: TenantHandle, make_receiver: Any, hooks_queue: Queue
 ) -> None:
