@@ -169,6 +169,11 @@ def open_stream(live_url: str) -> Iterator[Callable[..., SseClient]]:
     yield open_
     for client in opened:
         client.close()
+    # Each test gives its slots back before the next opens streams: the server side
+    # of a closed stream ends at its next write (within a ping) or its client check.
+    deadline = time.monotonic() + WAIT_S
+    while streams.gate.active and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def stock_changed(
