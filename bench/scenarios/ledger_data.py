@@ -317,10 +317,11 @@ def load_entries(
     )
 
 
-#: What the after_insert trigger would have written, summed per account and UTC day into
-#: slot 0 (as compact_balance_deltas leaves past days). Every bulk transaction is
-#: posted, so posted = sum(amount) and nothing is pending.
-_DELTAS = """
+#: What the after_insert trigger would have written, summed per account and UTC day
+#: (balance_deltas) and UTC hour (balance_hours) into slot 0 (as compact_balance_deltas
+#: leaves past days). Every bulk transaction is posted, so posted = sum(amount) and
+#: nothing is pending.
+DAYS = """
 INSERT INTO ledger.balance_deltas (tenant_id, id, account_id, day, slot, posted,
                                    pending_dr, pending_cr)
 SELECT tenant_id, gen_random_uuid(), account_id, (effective_at AT TIME ZONE 'UTC')::date, 0,
@@ -330,8 +331,23 @@ SELECT tenant_id, gen_random_uuid(), account_id, (effective_at AT TIME ZONE 'UTC
  GROUP BY tenant_id, account_id, (effective_at AT TIME ZONE 'UTC')::date
  ORDER BY account_id, 4
 """
+_HOURS = """
+INSERT INTO ledger.balance_hours (tenant_id, id, account_id, hour, slot, posted,
+                                  pending_dr, pending_cr)
+SELECT tenant_id, gen_random_uuid(), account_id, date_trunc('hour', effective_at, 'UTC'), 0,
+       sum(amount), 0, 0
+  FROM ledger.entries
+ WHERE tenant_id = %(tenant)s
+ GROUP BY tenant_id, account_id, date_trunc('hour', effective_at, 'UTC')
+ ORDER BY account_id, 4
+"""
 
-LEDGER_TABLES = ("ledger.transactions", "ledger.entries", "ledger.balance_deltas")
+LEDGER_TABLES = (
+    "ledger.transactions",
+    "ledger.entries",
+    "ledger.balance_deltas",
+    "ledger.balance_hours",
+)
 
 
 @contextmanager
@@ -350,7 +366,13 @@ def bulk_session(db: ScratchDatabase) -> Iterator[psycopg.Connection[Any]]:
 
 
 def load_deltas(conn: psycopg.Connection[Any], tenant_id: uuid.UUID) -> None:
-    conn.execute(_DELTAS, {"tenant": tenant_id})
+    """The daily sums, then the hourly ones (the aggregate migration 0012 backfills)."""
+    conn.execute(DAYS, {"tenant": tenant_id})
+    load_hours(conn, tenant_id)
+
+
+def load_hours(conn: psycopg.Connection[Any], tenant_id: uuid.UUID) -> None:
+    conn.execute(_HOURS, {"tenant": tenant_id})
 
 
 def vacuum_analyze(conn: psycopg.Connection[Any]) -> None:

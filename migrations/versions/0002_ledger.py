@@ -140,7 +140,16 @@ def upgrade() -> None:
 
     run_sql(policy_sql("ledger_transaction_update.sql"))
     run_sql(policy_sql("ledger_guards.sql"))
-    run_sql(policy_sql("ledger_balances.sql"))
+    run_sql(
+        policy_sql(
+            "ledger_balances.sql",
+            table="balance_deltas",
+            bucket="day",
+            bucket_of="(e.effective_at AT TIME ZONE 'UTC')::date",
+            before_day="before_day",
+            suffix="",
+        )
+    )
 
 
 def downgrade() -> None:

@@ -28,6 +28,8 @@ def counts(engine: Engine, tenant_id: uuid.UUID) -> dict[str, int]:
                (SELECT count(*) FROM ledger.entries WHERE tenant_id = :t) AS entries,
                (SELECT coalesce(sum(abs(posted) + pending_dr - pending_cr), 0)
                   FROM ledger.balance_deltas WHERE tenant_id = :t) AS deltas,
+               (SELECT coalesce(sum(abs(posted) + pending_dr - pending_cr), 0)
+                  FROM ledger.balance_hours WHERE tenant_id = :t) AS hours,
                (SELECT count(*) FROM webhooks.outbox_events WHERE tenant_id = :t) AS events,
                (SELECT count(*) FROM iam.idempotency_records WHERE tenant_id = :t) AS replays
         """,

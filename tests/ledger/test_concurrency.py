@@ -536,7 +536,11 @@ def test_compaction_races_postings(app: ErpFlask, live: LiveBooks, app_url: str)
                 merged += db.unit_of_work(
                     lambda s: int(
                         s.execute(
-                            text("SELECT ledger.compact_balance_deltas(:d)"), {"d": tomorrow}
+                            text(
+                                "SELECT ledger.compact_balance_deltas(:d)"
+                                " + ledger.compact_balance_hours(:d)"
+                            ),
+                            {"d": tomorrow},
                         ).scalar_one()
                     ),
                     tenant=live.tenant.id,

@@ -187,23 +187,40 @@ def test_a_pending_transaction_changes_only_its_status(
 
 
 @pytest.mark.parametrize(
-    "table", ["ledger.entries", "ledger.transactions", "ledger.balance_deltas", "ledger.periods"]
+    "table",
+    [
+        "ledger.entries",
+        "ledger.transactions",
+        "ledger.balance_deltas",
+        "ledger.balance_hours",
+        "ledger.periods",
+    ],
 )
 def test_no_truncate(app_url: str, ledger: dict[str, Any], table: str) -> None:
     state = refused(app_url, ledger["books"].tenant.id, f"TRUNCATE {table} CASCADE")
     assert state == INSUFFICIENT_PRIVILEGE
 
 
-def test_balance_deltas_are_read_only(app_url: str, ledger: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("table", "bucket"),
+    [
+        ("ledger.balance_deltas", ("day", "current_date")),
+        ("ledger.balance_hours", ("hour", "now()")),
+    ],
+)
+def test_balance_deltas_are_read_only(
+    app_url: str, ledger: dict[str, Any], table: str, bucket: tuple[str, str]
+) -> None:
     books = ledger["books"]
     tenant, cash = books.tenant.id, books.accounts["1000"]
-    assert _count(app_url, tenant, "SELECT count(*) FROM ledger.balance_deltas") > 0
+    column, value = bucket
+    assert _count(app_url, tenant, f"SELECT count(*) FROM {table}") > 0
     for sql, params in (
-        ("UPDATE ledger.balance_deltas SET posted = posted + 1000000", None),
-        ("DELETE FROM ledger.balance_deltas", None),
+        (f"UPDATE {table} SET posted = posted + 1000000", None),
+        (f"DELETE FROM {table}", None),
         (
-            "INSERT INTO ledger.balance_deltas (id, account_id, day, slot, posted) "
-            "VALUES (gen_random_uuid(), %s, current_date, 99, 1000000)",
+            f"INSERT INTO {table} (id, account_id, {column}, slot, posted) "
+            f"VALUES (gen_random_uuid(), %s, date_trunc('hour', {value}), 99, 1000000)",
             (cash,),
         ),
     ):

@@ -282,6 +282,55 @@ def test_back_dated_postings_count_from_their_date(books: Books) -> None:
     assert books.balance("4000")["pending"] == -300
 
 
+def test_balance_as_of_any_moment_of_a_day_with_hours_pending_and_voids(books: Books) -> None:
+    """Postings spread over one day's hours (minutes before and after each :30, the
+    hour's first and last microsecond, morning and afternoon), with pending, posted-later
+    and voided ones: the balance as of every one of those moments, a microsecond either
+    side, and every hour and half-hour edge, equals the sum of what the entries say."""
+    day = datetime(2024, 5, 20, tzinfo=UTC)
+    moments = [
+        day,
+        day + timedelta(minutes=10),
+        day + timedelta(hours=5, minutes=29, seconds=59, microseconds=999999),
+        day + timedelta(hours=5, minutes=30),
+        day + timedelta(hours=5, minutes=59, seconds=59, microseconds=999999),
+        day + timedelta(hours=11, minutes=45),
+        day + timedelta(hours=12),
+        day + timedelta(hours=12, minutes=30),
+        day + timedelta(hours=17, minutes=5),
+        day + timedelta(hours=23, minutes=31),
+        day + timedelta(hours=23, minutes=59, seconds=59, microseconds=999999),
+        day + timedelta(days=1),
+    ]
+    # (moment, amount, final status): pending ones are posted or voided after all posts
+    book: list[tuple[datetime, int, str]] = []
+    settle: list[tuple[str, str]] = []
+    for i, moment in enumerate(moments):
+        status = ("posted", "pending", "posted", "voided", "posted", "pending")[i % 6]
+        amount = 100 * (i + 1) + i
+        tx = books.post(
+            [("1000", amount), ("4000", -amount)],
+            effective_at=iso(moment),
+            status="posted" if status == "posted" else "pending",
+        )
+        if status == "voided" or (status == "pending" and i % 4 == 1):
+            final = "voided" if status == "voided" else "posted"
+            settle.append((tx["id"], "void" if final == "voided" else "post"))
+            status = final
+        book.append((moment, amount, status))
+    for tx_id, action in settle:
+        assert books.call("POST", f"/transactions/{tx_id}/{action}", {}).status_code == 200
+    probes = {m + d for m, *_ in book for d in (-timedelta(microseconds=1), timedelta(0))}
+    probes |= {m + timedelta(microseconds=1) for m, *_ in book}
+    probes |= {day + timedelta(minutes=30 * k) for k in range(-1, 50)}
+    for as_of in sorted(probes):
+        upto = [(a, st) for m, a, st in book if m <= as_of]
+        posted = sum(a for a, st in upto if st == "posted")
+        pending = sum(a for a, st in upto if st == "pending")
+        bal = books.balance("1000", as_of=iso(as_of))
+        assert (bal["posted"], bal["pending"]) == (posted, pending), iso(as_of)
+
+
 def test_future_dated_postings_count_only_from_their_date(books: Books) -> None:
     later = datetime.now(UTC) + timedelta(days=10)
     books.post([("1000", 500), ("4000", -500)], effective_at=iso(later))

@@ -120,6 +120,7 @@ def seed_auth(ctx: SeedContext) -> None:
     "ledger.transactions",
     "ledger.entries",
     "ledger.balance_deltas",
+    "ledger.balance_hours",
     "ledger.periods",
 )
 def seed_ledger(ctx: SeedContext) -> None:

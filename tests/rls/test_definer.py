@@ -217,45 +217,54 @@ def _post(client: Any, t: TenantHandle, debit: str, credit: str, amount: int) ->
     assert r.status_code == 201, r.get_json()
 
 
-def _deltas(owner_engine: Engine, tenant: uuid.UUID) -> list[tuple[Any, ...]]:
+def _deltas(
+    owner_engine: Engine, tenant: uuid.UUID, table: str = "ledger.balance_deltas"
+) -> list[tuple[Any, ...]]:
+    bucket = "hour" if table == "ledger.balance_hours" else "day"
     with owner_engine.connect() as conn:
         return [
             tuple(r)
             for r in conn.execute(
                 text(
-                    """SELECT account_id, day, slot, posted, pending_dr, pending_cr
-                         FROM ledger.balance_deltas WHERE tenant_id = :t ORDER BY 1, 2, 3"""
+                    f"""SELECT account_id, {bucket}, slot, posted, pending_dr, pending_cr
+                          FROM {table} WHERE tenant_id = :t ORDER BY 1, 2, 3"""
                 ),
                 {"t": tenant},
             )
         ]
 
 
+BUCKETS = ("ledger.balance_deltas", "ledger.balance_hours")
+
+
+@pytest.mark.parametrize("table", BUCKETS)
 def test_balance_triggers_write_only_the_posting_tenants_deltas(
-    client: Any, tenant: TenantHandle, seeded: Seeded, owner_engine: Engine
+    client: Any, tenant: TenantHandle, seeded: Seeded, owner_engine: Engine, table: str
 ) -> None:
     """A fresh tenant posts; the seeded tenants' deltas (they have some) stay as they were."""
     mine = _accounts(client, tenant)
-    before_other = {t.id: _deltas(owner_engine, t.id) for t in (seeded.a, seeded.b)}
+    before_other = {t.id: _deltas(owner_engine, t.id, table) for t in (seeded.a, seeded.b)}
     assert all(before_other.values()), "seeded tenants hold deltas"
     _post(client, tenant, mine["1000"], mine["4000"], 2500)
     with owner_engine.connect() as conn:
         owners = set(
             conn.execute(
-                text(
-                    "SELECT DISTINCT tenant_id FROM ledger.balance_deltas "
-                    "WHERE account_id = ANY(:a)"
-                ),
+                text(f"SELECT DISTINCT tenant_id FROM {table} WHERE account_id = ANY(:a)"),
                 {"a": [uuid.UUID(x) for x in mine.values()]},
             ).scalars()
         )
     assert owners == {tenant.id}
-    assert {t.id: _deltas(owner_engine, t.id) for t in (seeded.a, seeded.b)} == before_other
+    assert {t.id: _deltas(owner_engine, t.id, table) for t in (seeded.a, seeded.b)} == before_other
 
 
 def test_balance_trigger_functions_are_not_callable(owner_engine: Engine) -> None:
     with owner_engine.connect() as conn:
-        for fn in ("ledger.after_entries_insert()", "ledger.after_transaction_settled()"):
+        for fn in (
+            "ledger.after_entries_insert()",
+            "ledger.after_transaction_settled()",
+            "ledger.after_entries_insert_hours()",
+            "ledger.after_transaction_settled_hours()",
+        ):
             held = conn.execute(
                 text("SELECT has_function_privilege('erp_app', :f, 'EXECUTE')"), {"f": fn}
             ).scalar_one()
@@ -273,26 +282,33 @@ def test_compaction_touches_only_the_callers_tenant(
         accounts = _accounts(client, t)
         _post(client, t, accounts["1000"], accounts["4000"], 700)
         with owner_engine.begin() as conn:  # a second slot, so there is something to merge
-            conn.execute(
-                text(
-                    """INSERT INTO ledger.balance_deltas
-                         (tenant_id, id, account_id, day, slot, posted, pending_dr, pending_cr)
-                       VALUES (:t, gen_random_uuid(), :acc, current_date - 1, 7, 0, 0, 0)"""
-                ),
-                {"t": t.id, "acc": accounts["1000"]},
-            )
-    other_before = _deltas(owner_engine, other_tenant.id)
-    mine_before = _deltas(owner_engine, tenant.id)
-    compact = text("SELECT ledger.compact_balance_deltas(current_date + 1)")
+            for sql in (
+                """INSERT INTO ledger.balance_deltas
+                     (tenant_id, id, account_id, day, slot, posted, pending_dr, pending_cr)
+                   VALUES (:t, gen_random_uuid(), :acc, current_date - 1, 7, 0, 0, 0)""",
+                """INSERT INTO ledger.balance_hours
+                     (tenant_id, id, account_id, hour, slot, posted, pending_dr, pending_cr)
+                   VALUES (:t, gen_random_uuid(), :acc,
+                           date_trunc('hour', now() - interval '1 day', 'UTC'), 7, 0, 0, 0)""",
+            ):
+                conn.execute(text(sql), {"t": t.id, "acc": accounts["1000"]})
+    other_before = {b: _deltas(owner_engine, other_tenant.id, b) for b in BUCKETS}
+    mine_before = {b: _deltas(owner_engine, tenant.id, b) for b in BUCKETS}
+    compact = text(
+        "SELECT ledger.compact_balance_deltas(current_date + 1)"
+        " + ledger.compact_balance_hours(current_date + 1)"
+    )
     with app_engine.connect() as conn:  # no tenant: nothing is visible, nothing merges
         assert conn.execute(compact).scalar_one() == 0
         conn.commit()
-    assert _deltas(owner_engine, tenant.id) == mine_before
+    assert {b: _deltas(owner_engine, tenant.id, b) for b in BUCKETS} == mine_before
     with in_tenant(app_engine, tenant.id, commit=True) as conn:
-        assert conn.execute(compact).scalar_one() >= 1
-    assert _deltas(owner_engine, other_tenant.id) == other_before
-    assert all(slot == 0 for _, _, slot, *_ in _deltas(owner_engine, tenant.id))
-    assert sum(r[3] for r in _deltas(owner_engine, tenant.id)) == sum(r[3] for r in mine_before)
+        assert conn.execute(compact).scalar_one() >= 2
+    assert {b: _deltas(owner_engine, other_tenant.id, b) for b in BUCKETS} == other_before
+    for b in BUCKETS:
+        after = _deltas(owner_engine, tenant.id, b)
+        assert all(slot == 0 for _, _, slot, *_ in after), b
+        assert sum(r[3] for r in after) == sum(r[3] for r in mine_before[b]), b
 
 
 def test_webhook_discovery_names_tenant_ids_only_and_only_to_erp_app(

@@ -32,11 +32,18 @@ def register(r: Registry) -> None:
     r.demo(demo.seed)
     r.catalog(
         append_only=["ledger.entries"],
-        # policies/ledger_balances.sql: the only writers of ledger.balance_deltas; owned
-        # by erp_owner, which FORCE RLS still confines to the caller's tenant
+        # policies/ledger_balances.sql: the only writers of ledger.balance_deltas and
+        # ledger.balance_hours; owned by erp_owner, which FORCE RLS still confines to
+        # the caller's tenant
         definers={
-            "ledger.after_entries_insert()": "erp_owner",
-            "ledger.after_transaction_settled()": "erp_owner",
-            "ledger.compact_balance_deltas(date)": "erp_owner",
+            f"ledger.{fn}": "erp_owner"
+            for fn in (
+                "after_entries_insert()",
+                "after_transaction_settled()",
+                "compact_balance_deltas(date)",
+                "after_entries_insert_hours()",
+                "after_transaction_settled_hours()",
+                "compact_balance_hours(date)",
+            )
         },
     )

@@ -26,13 +26,15 @@ def group() -> None:
     help="Leave this many recent days' writer slots alone.",
 )
 def compact(keep_days: int) -> None:
-    """Fold old balance-delta slots into one row per account and day (no balance changes)."""
+    """Fold old balance-delta slots into one row per account and day, and per account and
+    hour (no balance changes)."""
     before = datetime.now(UTC).date() - timedelta(days=keep_days)
     tenant_ids = [t.id for t in as_operator(tenancy.list_tenants)]
 
     def fold(s: Any) -> int:
         merged: int = s.execute(
-            text("SELECT ledger.compact_balance_deltas(:d)"), {"d": before}
+            text("SELECT ledger.compact_balance_deltas(:d) + ledger.compact_balance_hours(:d)"),
+            {"d": before},
         ).scalar_one()
         return merged
 

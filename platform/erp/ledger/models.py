@@ -2,7 +2,8 @@
 
 Money is bigint minor units with an ISO 4217 code. An entry's amount is signed:
 debit > 0, credit < 0. Balances are never stored as mutable values: they are
-sums of entries, kept incrementally in `balance_deltas` by triggers.
+sums of entries, kept incrementally in `balance_deltas` (per day) and `balance_hours` (per
+hour) by triggers.
 """
 
 from __future__ import annotations
@@ -81,6 +82,20 @@ class BalanceDelta(TenantScoped, Base):
 
     account_id: Mapped[uuid.UUID] = mapped_column()
     day: Mapped[date] = mapped_column()
+    slot: Mapped[int] = mapped_column(SmallInteger)
+    posted: Mapped[int] = mapped_column(BigInteger)
+    pending_dr: Mapped[int] = mapped_column(BigInteger)
+    pending_cr: Mapped[int] = mapped_column(BigInteger)
+
+
+class BalanceHour(TenantScoped, Base):
+    """Derived: per account, UTC hour and writer slot. Written only by triggers."""
+
+    __tablename__ = "balance_hours"
+    __table_args__ = {"schema": "ledger"}
+
+    account_id: Mapped[uuid.UUID] = mapped_column()
+    hour: Mapped[datetime] = mapped_column()
     slot: Mapped[int] = mapped_column(SmallInteger)
     posted: Mapped[int] = mapped_column(BigInteger)
     pending_dr: Mapped[int] = mapped_column(BigInteger)

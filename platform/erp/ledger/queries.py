@@ -1,6 +1,7 @@
 """Reads: transactions, entries and balances. Balances never scan an account's history:
-they sum `balance_deltas` (one row per account, UTC day and writer slot), corrected by
-the entries between `as_of` and the nearer end of its day (see `_window`)."""
+they sum `balance_deltas` (per account, UTC day and writer slot) and `balance_hours`
+(the same per UTC hour) for the part of `as_of`'s day nearer its edge, corrected by the
+entries between `as_of` and the nearer end of its hour (see `_window`)."""
 
 from __future__ import annotations
 
@@ -126,10 +127,15 @@ def transactions_query(
 
 
 _BALANCES_SQL = """
-    WITH d AS (
-        SELECT account_id, sum(posted) AS posted, sum(pending_dr + pending_cr) AS pending
-          FROM ledger.balance_deltas
-         WHERE {deltas}account_id = ANY(:ids) AND day <= :through_day
+    WITH d AS (  -- days through `through_day`, then +/- some hours of the next day
+        SELECT account_id, sum(posted) AS posted, sum(pending) AS pending
+          FROM (SELECT account_id, posted, pending_dr + pending_cr AS pending
+                  FROM ledger.balance_deltas
+                 WHERE {deltas}account_id = ANY(:ids) AND day <= :through_day
+                UNION ALL
+                SELECT account_id, :hsign * posted, :hsign * (pending_dr + pending_cr)
+                  FROM ledger.balance_hours
+                 WHERE {hours}account_id = ANY(:ids) AND hour >= :h_lo AND hour < :h_hi) u
          GROUP BY account_id
     ), w AS (  -- every entry in the window, whatever its status: an index-only scan
         SELECT account_id, sum(amount) AS total
@@ -155,12 +161,15 @@ _BALANCES_SQL = """
       LEFT JOIN x ON x.account_id = a.id
      WHERE {accounts}a.id = ANY(:ids)
 """
-_BALANCES = text(_BALANCES_SQL.format(deltas="", entries="", transactions="", accounts=""))
+_BALANCES = text(
+    _BALANCES_SQL.format(deltas="", hours="", entries="", transactions="", accounts="")
+)
 #: The same, filtered by tenant by hand: only for the bench's RLS ceiling, a BYPASSRLS
 #: login (erp.db.explicit_tenant); everywhere else RLS adds the tenant to every table.
 _BALANCES_BY_TENANT = text(
     _BALANCES_SQL.format(
         deltas="tenant_id = :tenant AND ",
+        hours="tenant_id = :tenant AND ",
         entries="tenant_id = :tenant AND ",
         transactions="t.tenant_id = :tenant AND ",
         accounts="a.tenant_id = :tenant AND ",
@@ -170,19 +179,25 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def _window(as_of: datetime) -> dict[str, Any]:
-    """Daily deltas, corrected by the entries between `as_of` and the nearer end of its
-    UTC day: either (day start, as_of] added to the days before, or (as_of, next day)
-    taken from the days through as_of's."""
-    day = as_of.astimezone(UTC).date()
+    """Where the sums stop: whole days through `through_day` (the day before `as_of`'s
+    before its noon, its own day after), then `hsign` times the hours in [h_lo, h_hi)
+    (the hours of `as_of`'s day between that edge and the nearer end of `as_of`'s hour),
+    then `sign` times the entries in (lo, hi): those of [hour start, as_of] added, or of
+    (as_of, hour end) taken off. So a read sums at most half an hour of entries."""
+    at = as_of.astimezone(UTC)
+    day = at.date()
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    if as_of - start < timedelta(hours=12):
-        return {
-            "through_day": day - timedelta(days=1),
-            "lo": start - _MICROSECOND,
-            "hi": as_of + _MICROSECOND,
-            "sign": 1,
-        }
-    return {"through_day": day, "lo": as_of, "hi": start + timedelta(days=1), "sign": -1}
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    if at - hour < timedelta(minutes=30):
+        edge, entries = hour, {"lo": hour - _MICROSECOND, "hi": at + _MICROSECOND, "sign": 1}
+    else:
+        edge = hour + timedelta(hours=1)
+        entries = {"lo": at, "hi": edge, "sign": -1}
+    if at - start < timedelta(hours=12):
+        days = {"through_day": day - timedelta(days=1), "hsign": 1, "h_lo": start, "h_hi": edge}
+    else:
+        days = {"through_day": day, "hsign": -1, "h_lo": edge, "h_hi": start + timedelta(days=1)}
+    return {**days, **entries}
 
 
 def balances_statement(
