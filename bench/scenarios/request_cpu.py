@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bench import wrk
 from bench.apps import server_env
@@ -27,7 +28,7 @@ from bench.core import Check, Context, Ratio, Result, Scenario
 from bench.scenarios.ledger_data import posting_checks
 from bench.scenarios.ledger_post_api import API, posting_script
 from bench.scenarios.ledger_workers import posting_database
-from bench.web import cpu_seconds, gunicorn
+from bench.web import Server, cpu_seconds, gunicorn
 
 POSTING_TARGET = 3.0
 ME_TARGET = 2.0
@@ -58,38 +59,33 @@ def run(ctx: Context) -> Result:
         }
         env = setup.settings.replace(log_level=p["log_level"])
         with gunicorn(server_env(env), workers=1, threads=1, worker_class="gthread") as server:
-            (worker,) = server.workers()
-
-            def one(name: str, seconds: float) -> tuple[wrk.WrkResult, float]:
-                path, script = scripts[name]
-                before = cpu_seconds(worker)
-                got = wrk.run(
-                    server.url + path, script, connections=1, threads=1, duration_s=seconds
-                )
-                time.sleep(0.05)  # the request in flight when wrk stopped ends in its own round
-                return got, cpu_seconds(worker) - before
-
-            warm = {name: one(name, p["warmup_s"])[0] for name in scripts}
-            results = {name: CpuSeries() for name in scripts}
-            names = list(scripts)
-            for r in range(p["rounds"]):
-                for name in names[r % len(names) :] + names[: r % len(names)]:
-                    got, cpu = one(name, p["seconds"] / p["rounds"])
-                    results[name].series.add(got)
-                    results[name].cpu_s += cpu
-                    each = cpu / got.requests * 1000 if got.requests else float("nan")
-                    ctx.log(f"{name}: {got.requests} requests, {each:.3f} ms CPU each")
+            warm, results = measure(ctx, server, scripts, p["rounds"], p["seconds"], p["warmup_s"])
             log_tail = server.tail(5)
-        posted = warm["posting"].requests + results["posting"].requests
+        # Diagnostic, no target: the same worker with its sessions' commits not waited
+        # for (synchronous_commit=off for this server's connections only): the same
+        # Python work without the ~3 ms sleep on each posting's WAL flush.
+        nowait = env.replace(database_url=_with_options(env.database_url, NO_WAIT))
+        with gunicorn(server_env(nowait), workers=1, threads=1, worker_class="gthread") as server:
+            quick = {k: scripts[k] for k in ("healthz", "posting")}
+            rounds = max(2, p["rounds"] // 2)
+            warm2, diag = measure(ctx, server, quick, rounds, p["seconds"] / 2, p["warmup_s"])
+        posted = sum(
+            w["posting"].requests + r["posting"].requests
+            for w, r in ((warm, results), (warm2, diag))
+        )
         # one connection: at most one posting in flight per wrk run of the posting script
-        checks = posting_checks(setup.db, {API: posted}, {API: 1 + p["rounds"]})
+        checks = posting_checks(setup.db, {API: posted}, {API: 2 + p["rounds"] + rounds})
     hz, me, post = results["healthz"], results["me"], results["posting"]
+    dhz, dpost = diag["healthz"], diag["posting"]
     rows = [
         post.series.row(f"POST /api/v1/ledger/transactions: {post.cpu_ms:.3f} ms CPU"),
         me.series.row(f"GET /api/v1/me: {me.cpu_ms:.3f} ms CPU"),
         hz.series.row(f"GET /healthz: {hz.cpu_ms:.3f} ms CPU", ceiling=True, role="floor"),
+        dpost.series.row(f"diagnostic, commit not waited: POST: {dpost.cpu_ms:.3f} ms CPU"),
+        dhz.series.row(f"diagnostic, same server: GET /healthz: {dhz.cpu_ms:.3f} ms CPU"),
     ]
     errors = {k: v.series.errors for k, v in results.items()}
+    errors |= {f"diagnostic {k}": v.series.errors for k, v in diag.items()}
     definition = (
         "the API worker's CPU time per request (one worker, one thread, requests one at a "
         "time, LOG_LEVEL=INFO) / the same for GET /healthz"
@@ -122,6 +118,7 @@ def run(ctx: Context) -> Result:
         ],
         {
             "cpu_ms_per_request": {k: round(v.cpu_ms, 4) for k, v in results.items()},
+            "diagnostic_commit_not_waited_cpu_ms": {k: round(v.cpu_ms, 4) for k, v in diag.items()},
             "cpu_s": {k: round(v.cpu_s, 4) for k, v in results.items()},
             "requests": {k: v.requests for k, v in results.items()},
             "cpu_source": "/proc/<worker pid>/task/*/schedstat (on-CPU ns, all threads)",
@@ -132,8 +129,53 @@ def run(ctx: Context) -> Result:
             "CPU per request (the worker's, all its threads): "
             + ", ".join(f"{k} {v.cpu_ms:.3f} ms" for k, v in results.items()),
             "the ops/s column is sequential requests on one connection: latency, not capacity",
+            f"diagnostic (no target): posting/healthz with the commit not waited for "
+            f"{dpost.cpu_ms / dhz.cpu_ms:.3f}: the same code; what it loses against the "
+            f"ratio above is the worker resuming after each ~3 ms WAL-flush wait",
         ],
     )
+
+
+NO_WAIT = "-c synchronous_commit=off"
+
+
+def _with_options(url: str, options: str) -> str:
+    """`url` with libpq `options` (a session setting for every connection it opens)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("options", options)])))
+
+
+def measure(
+    ctx: Context,
+    server: Server,
+    scripts: dict[str, tuple[str, str]],
+    rounds: int,
+    seconds: float,
+    warmup_s: float,
+) -> tuple[dict[str, wrk.WrkResult], dict[str, CpuSeries]]:
+    """A warm-up run of each script, then `rounds` rotating rounds; the worker's CPU
+    time (all threads) around each wrk run."""
+    (worker,) = server.workers()
+
+    def one(name: str, seconds: float) -> tuple[wrk.WrkResult, float]:
+        path, script = scripts[name]
+        before = cpu_seconds(worker)
+        got = wrk.run(server.url + path, script, connections=1, threads=1, duration_s=seconds)
+        time.sleep(0.05)  # the request in flight when wrk stopped ends in its own round
+        return got, cpu_seconds(worker) - before
+
+    warm = {name: one(name, warmup_s)[0] for name in scripts}
+    results = {name: CpuSeries() for name in scripts}
+    names = list(scripts)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            got, cpu = one(name, seconds / rounds)
+            results[name].series.add(got)
+            results[name].cpu_s += cpu
+            each = cpu / got.requests * 1000 if got.requests else float("nan")
+            ctx.log(f"{name}: {got.requests} requests, {each:.3f} ms CPU each")
+    return warm, results
 
 
 SCENARIO = Scenario(
