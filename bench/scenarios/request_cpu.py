@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bench import wrk
+from bench import profile, wrk
 from bench.apps import server_env
 from bench.core import Check, Context, Ratio, Result, Scenario
 from bench.scenarios.ledger_data import posting_checks
@@ -60,6 +61,7 @@ def run(ctx: Context) -> Result:
         env = setup.settings.replace(log_level=p["log_level"])
         with gunicorn(server_env(env), workers=1, threads=1, worker_class="gthread") as server:
             warm, results = measure(ctx, server, scripts, p["rounds"], p["seconds"], p["warmup_s"])
+            profiled = per_request_profiles(ctx, server, scripts, p["profile_s"], p["profile_hz"])
             log_tail = server.tail(5)
         # Diagnostic, no target: the same worker with its sessions' commits not waited
         # for (synchronous_commit=off for this server's connections only): the same
@@ -72,9 +74,11 @@ def run(ctx: Context) -> Result:
         posted = sum(
             w["posting"].requests + r["posting"].requests
             for w, r in ((warm, results), (warm2, diag))
-        )
+        ) + sum(got.requests for name, (_, got) in profiled.items() if name == "posting")
         # one connection: at most one posting in flight per wrk run of the posting script
-        checks = posting_checks(setup.db, {API: posted}, {API: 2 + p["rounds"] + rounds})
+        checks = posting_checks(
+            setup.db, {API: posted}, {API: 2 + p["rounds"] + rounds + len(profiled)}
+        )
     hz, me, post = results["healthz"], results["me"], results["posting"]
     dhz, dpost = diag["healthz"], diag["posting"]
     rows = [
@@ -122,6 +126,9 @@ def run(ctx: Context) -> Result:
             "cpu_s": {k: round(v.cpu_s, 4) for k, v in results.items()},
             "requests": {k: v.requests for k, v in results.items()},
             "cpu_source": "/proc/<worker pid>/task/*/schedstat (on-CPU ns, all threads)",
+            "profile_ms_per_request": {
+                name: per_request(prof, got) for name, (prof, got) in profiled.items()
+            },
             "server_log_tail": log_tail,
             **setup.facts(),
         },
@@ -129,6 +136,7 @@ def run(ctx: Context) -> Result:
             "CPU per request (the worker's, all its threads): "
             + ", ".join(f"{k} {v.cpu_ms:.3f} ms" for k, v in results.items()),
             "the ops/s column is sequential requests on one connection: latency, not capacity",
+            *profile_lines(profiled),
             f"diagnostic (no target): posting/healthz with the commit not waited for "
             f"{dpost.cpu_ms / dhz.cpu_ms:.3f}: the same code; what it loses against the "
             f"ratio above is the worker resuming after each ~3 ms WAL-flush wait",
@@ -178,6 +186,75 @@ def measure(
     return warm, results
 
 
+def per_request_profiles(
+    ctx: Context,
+    server: Server,
+    scripts: dict[str, tuple[str, str]],
+    seconds: float,
+    rate_hz: int,
+) -> dict[str, tuple[profile.Profile, wrk.WrkResult]]:
+    """py-spy (GIL samples) on the worker while wrk sends /healthz, then postings, one
+    at a time: each sample is 1/rate_hz s of the interpreter's time, so samples / rate
+    / requests is the worker's Python time per request, frame by frame."""
+    if seconds <= 0:
+        return {}
+    (worker,) = server.workers()
+    out: dict[str, tuple[profile.Profile, wrk.WrkResult]] = {}
+    for name in ("healthz", "posting"):
+        path, script = scripts[name]
+        box: list[wrk.WrkResult] = []
+
+        def load(path: str = path, script: str = script, box: list[wrk.WrkResult] = box) -> None:
+            box.append(
+                wrk.run(server.url + path, script, connections=1, threads=1, duration_s=seconds)
+            )
+
+        prof = profile.record(worker, seconds, load, rate_hz=rate_hz)
+        if prof.error or not box:
+            ctx.log(f"no per-request profile of {name}: {prof.error or 'wrk did not run'}")
+            return {}
+        out[name] = (prof, box[0])
+    return out
+
+
+def per_request(prof: profile.Profile, got: wrk.WrkResult) -> dict[str, Any]:
+    """GIL-held ms per request: in all, by package (self samples) and for the app's
+    frames (cumulative)."""
+    scale = 1000 / prof.rate_hz / max(1, got.requests)
+    packages: dict[str, float] = {}
+    for frame, c in prof.self_counts.items():
+        key = profile.package(frame)
+        packages[key] = packages.get(key, 0.0) + c * scale
+    return {
+        "requests": got.requests,
+        "gil_ms": round(prof.samples * scale, 4),
+        "by_package": {k: round(v, 4) for k, v in sorted(packages.items(), key=lambda kv: -kv[1])},
+        "self": {f: round(c * scale, 4) for f, c in prof.self_counts.most_common(40)},
+        "cumulative_app": {
+            f: round(c * scale, 4) for f, c in prof.cumulative_counts.most_common() if "(erp/" in f
+        },
+    }
+
+
+def profile_lines(profiled: dict[str, tuple[profile.Profile, wrk.WrkResult]]) -> list[str]:
+    """Where a posting's Python time goes beyond /healthz's: GIL-held ms per request by
+    package, side by side, and the app's frames a posting spends most in."""
+    if set(profiled) != {"healthz", "posting"}:
+        return ["per-request profile: not taken"]
+    hz, post = (per_request(*profiled[n]) for n in ("healthz", "posting"))
+    keys = sorted(post["by_package"], key=lambda k: -post["by_package"][k])[:10]
+    return [
+        f"per-request profile (py-spy, GIL-held ms per request): posting {post['gil_ms']:.3f}, "
+        f"/healthz {hz['gil_ms']:.3f}",
+        "  by package, posting (healthz): "
+        + ", ".join(
+            f"{k} {post['by_package'][k]:.3f} ({hz['by_package'].get(k, 0.0):.3f})" for k in keys
+        ),
+        "  posting, app frames (cumulative ms): "
+        + ", ".join(f"{f} {ms:.3f}" for f, ms in list(post["cumulative_app"].items())[:8]),
+    ]
+
+
 SCENARIO = Scenario(
     name="request_cpu",
     description="the API worker's CPU per posting and per /api/v1/me, against /healthz",
@@ -195,7 +272,10 @@ SCENARIO = Scenario(
         "log_level": "INFO",
         "idempotency_key": False,
         "seed": 13,
+        # a per-request py-spy profile of /healthz and of postings (0: none)
+        "profile_s": 10.0,
+        "profile_hz": 500,
     },
-    quick={"seconds": 6.0, "rounds": 3, "warmup_s": 1.0, "history": 2_000},
+    quick={"seconds": 6.0, "rounds": 3, "warmup_s": 1.0, "history": 2_000, "profile_s": 2.0},
     needs=("wrk",),
 )
