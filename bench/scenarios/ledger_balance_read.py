@@ -146,7 +146,7 @@ def measure(
     def read(as_of: datetime | None) -> float:
         return timed(
             lambda: erp_db.unit_of_work(
-                lambda s: queries.balance(s, account, as_of), tenant=tenant_id
+                lambda s: queries.balance(s, account, as_of), tenant=tenant_id, one_flight=True
             )
         )
 

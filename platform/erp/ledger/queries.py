@@ -6,6 +6,7 @@ entries between `as_of` and the nearer end of its hour (see `_window`)."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, TextClause, or_, select, text
 from sqlalchemy.orm import Session
 
-from erp.db import explicit_tenant
+from erp.db import call_one, explicit_tenant
 from erp.errors import Problem
 from erp.ledger.commands import Balance, EntryView, TransactionView
 from erp.ledger.models import Account, Entry, Transaction
@@ -175,6 +176,14 @@ _BALANCES_BY_TENANT = text(
         accounts="a.tenant_id = :tenant AND ",
     )
 )
+#: One account's balance as one row, whatever happens (no account: a row of NULLs),
+#: with psycopg placeholders: for `erp.db.call_one`, so a balance read can go to
+#: PostgreSQL with BEGIN, the tenant pin and COMMIT as one message.
+_ONE_SQL = "SELECT b.* FROM (SELECT 1) AS one LEFT JOIN ({}) AS b ON true"
+_BALANCE_ONE = _ONE_SQL.format(re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", _BALANCES.text))
+_BALANCE_ONE_BY_TENANT = _ONE_SQL.format(
+    re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", _BALANCES_BY_TENANT.text)
+)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -223,10 +232,17 @@ def balances(
 
 
 def balance(s: Session, account_id: uuid.UUID, as_of: datetime | None = None) -> Balance:
-    found = balances(s, [account_id], as_of)
-    if account_id not in found:
+    """One account's balance, in one `call_one` (one round trip in a one-flight scope)."""
+    when = as_of or datetime.now(UTC)
+    tenant = explicit_tenant(s)
+    params: dict[str, Any] = {"ids": [account_id], **_window(when)}
+    if tenant is not None:
+        params["tenant"] = tenant
+    row = call_one(s, _BALANCE_ONE if tenant is None else _BALANCE_ONE_BY_TENANT, params)
+    if row[0] is None:
         raise Problem("not-found")
-    return found[account_id]
+    account, currency, posted, pending = row
+    return Balance(account, when, int(posted), int(pending), currency.strip())
 
 
 def account_entries_query(account_id: uuid.UUID) -> Select[Any]:

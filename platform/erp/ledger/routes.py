@@ -77,6 +77,7 @@ class AccountById(MethodView):
 @requires_scope("ledger:read")
 @blp.arguments(schemas.AsOfArgs, location="query")
 @blp.response(200, schemas.AccountBalanceOut)
+@one_flight
 def account_balance(args: dict[str, Any], account_id: str) -> Balance:
     """Posted and pending balance as of a time (inclusive on effective_at)."""
     return queries.balance(db.session, parse_uuid(account_id, "account_id"), args["as_of"])
