@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -62,3 +64,23 @@ def with_database(
         cred = quote(user) + (":" + quote(password) if password else "")
         netloc = f"{cred}@{host}"
     return urlunsplit((parts.scheme, netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+@contextlib.contextmanager
+def database_at(server_url: str, revision: str, prefix: str) -> Iterator[str]:
+    """A new database on the test server, migrated up to `revision` (an older schema,
+    for upgrade tests); its URL (the superuser's). Dropped afterwards."""
+    import psycopg
+
+    from erp.migrate import upgrade
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = with_database(server_url, name)
+        upgrade(url, revision, app_password=APP_PASSWORD)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -24,16 +24,8 @@ OLD_CHART = [  # the default template before inventory (no inventory roles, no 5
 
 @pytest.fixture
 def old_db(server_url: str) -> Iterator[str]:
-    name = f"erp_upgrade_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = servers.with_database(server_url, name)
-        upgrade(url, "0007", app_password=servers.APP_PASSWORD)
+    with servers.database_at(server_url, "0007", "erp_upgrade") as url:
         yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _tenant(conn: psycopg.Connection, currency: str, chart: bool) -> uuid.UUID:

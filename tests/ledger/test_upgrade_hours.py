@@ -20,16 +20,8 @@ DAY = datetime(2025, 3, 4, tzinfo=UTC)
 
 @pytest.fixture
 def old_db(server_url: str) -> Iterator[str]:
-    name = f"erp_hours_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = servers.with_database(server_url, name)
-        upgrade(url, "0011", app_password=servers.APP_PASSWORD)
+    with servers.database_at(server_url, "0011", "erp_hours") as url:
         yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _post(

@@ -74,32 +74,33 @@ class Entry(TenantScoped, Base):
     effective_at: Mapped[datetime] = mapped_column()
 
 
-class BalanceDelta(TenantScoped, Base):
-    """Derived: per account, UTC day and writer slot. Written only by triggers."""
+class _BalanceSums:
+    """Derived: an account's sums per bucket and writer slot. Written only by triggers
+    (policies/ledger_balances.sql)."""
+
+    account_id: Mapped[uuid.UUID] = mapped_column()
+    slot: Mapped[int] = mapped_column(SmallInteger)
+    posted: Mapped[int] = mapped_column(BigInteger)
+    pending_dr: Mapped[int] = mapped_column(BigInteger)
+    pending_cr: Mapped[int] = mapped_column(BigInteger)
+
+
+class BalanceDelta(_BalanceSums, TenantScoped, Base):
+    """Per UTC day."""
 
     __tablename__ = "balance_deltas"
     __table_args__ = {"schema": "ledger"}
 
-    account_id: Mapped[uuid.UUID] = mapped_column()
     day: Mapped[date] = mapped_column()
-    slot: Mapped[int] = mapped_column(SmallInteger)
-    posted: Mapped[int] = mapped_column(BigInteger)
-    pending_dr: Mapped[int] = mapped_column(BigInteger)
-    pending_cr: Mapped[int] = mapped_column(BigInteger)
 
 
-class BalanceHour(TenantScoped, Base):
-    """Derived: per account, UTC hour and writer slot. Written only by triggers."""
+class BalanceHour(_BalanceSums, TenantScoped, Base):
+    """Per UTC hour."""
 
     __tablename__ = "balance_hours"
     __table_args__ = {"schema": "ledger"}
 
-    account_id: Mapped[uuid.UUID] = mapped_column()
     hour: Mapped[datetime] = mapped_column()
-    slot: Mapped[int] = mapped_column(SmallInteger)
-    posted: Mapped[int] = mapped_column(BigInteger)
-    pending_dr: Mapped[int] = mapped_column(BigInteger)
-    pending_cr: Mapped[int] = mapped_column(BigInteger)
 
 
 class Period(TenantScoped, Base):
