@@ -179,12 +179,16 @@ _PROFILE_TITLE = "CPU profile of one API worker under the posting load (py-spy, 
 
 
 def _profile(ctx: Context, server: Server, load: Any, seconds: float) -> profile.Profile:
-    """wrk on the API for `seconds` while py-spy records the first worker."""
+    """wrk on the API for `seconds` while py-spy records a worker: the first, or, when
+    it recorded nothing (wrk's connections all went to another worker), the next."""
     if seconds <= 0:
         return profile.Profile(error="profile_s is 0")
-    worker = server.workers()[0]
-    prof = profile.record(worker, seconds, load)
-    ctx.log(f"profiled worker {worker}: {prof.samples} samples {prof.error}".rstrip())
+    prof = profile.Profile(error="no worker")
+    for worker in server.workers():
+        prof = profile.record(worker, seconds, load)
+        ctx.log(f"profiled worker {worker}: {prof.samples} samples {prof.error}".rstrip())
+        if prof.samples:
+            break
     return prof
 
 
