@@ -281,34 +281,27 @@ def test_the_push_path_keeps_one_job_per_endpoint(
     assert all(len(r.requests) == 4 for r in receivers)
 
 
-def test_the_push_path_names_endpoints_with_due_messages_and_no_job(
+def test_the_push_path_enqueues_only_for_due_endpoints_without_a_job(
     client: Any,
     hooks_queue: Queue,
     tenant: TenantHandle,
     owner_engine: Engine,
     make_receiver: Callable[..., Receiver],
 ) -> None:
-    """A dispatch enqueues a job for each endpoint with a message due and no job
-    holding a lease there; not for a busy endpoint (however large its backlog), nor for
-    one whose messages are due later."""
-    busy, later, free = (
-        create_endpoint(client, tenant, make_receiver().url)["id"] for _ in range(3)
+    """A dispatch enqueues a job for each endpoint with a message due that no job holds,
+    unless a job is already queued or running for it (its flag): not for a busy
+    endpoint, however large its backlog, nor for one whose messages are due later, nor
+    for one whose due messages are all leased."""
+    busy, later, leased, free = (
+        create_endpoint(client, tenant, make_receiver().url)["id"] for _ in range(4)
     )
     for _ in range(30):
         post_transaction(client, tenant)
-    assert dispatcher.push_tenant(tenant.id) == 3  # fanned out: all three have due messages
+    assert dispatcher.push_tenant(tenant.id) == 4  # fanned out: all four have due messages
     redis = hooks_queue.connection
-    for e in (busy, later, free):
+    for e in (later, leased, free):  # their jobs are gone; `busy` still has its job
         redis.delete(dispatcher.endpoint_flag(str(tenant.id), e))
     hooks_queue.empty()
-    owner_sql(  # a job is delivering to `busy`: one of its messages is leased
-        owner_engine,
-        "UPDATE webhooks.messages SET lease_until = now() + interval '45 seconds' WHERE id ="
-        " (SELECT id FROM webhooks.messages WHERE tenant_id = :t AND endpoint_id = :e"
-        " ORDER BY next_attempt_at DESC, id LIMIT 1)",
-        t=tenant.id,
-        e=uuid.UUID(busy),
-    )
     owner_sql(  # `later`'s messages are retries due in a minute
         owner_engine,
         "UPDATE webhooks.messages SET next_attempt_at = now() + interval '1 minute'"
@@ -316,8 +309,16 @@ def test_the_push_path_names_endpoints_with_due_messages_and_no_job(
         t=tenant.id,
         e=uuid.UUID(later),
     )
-    assert dispatcher.push_tenant(tenant.id) == 1
-    assert hooks_queue.count == 1
+    owner_sql(  # a job holds every due message of `leased`
+        owner_engine,
+        "UPDATE webhooks.messages SET lease_until = now() + interval '45 seconds'"
+        " WHERE tenant_id = :t AND endpoint_id = :e",
+        t=tenant.id,
+        e=uuid.UUID(leased),
+    )
+    assert redis.exists(dispatcher.endpoint_flag(str(tenant.id), busy))
+    assert dispatcher.push_tenant(tenant.id) == 2  # busy and free have unheld due messages
+    assert hooks_queue.count == 1  # busy's job is there already
     (job,) = hooks_queue.jobs
     assert list(job.args) == [str(tenant.id), free]
 

@@ -84,19 +84,21 @@ _DUE = text("""
 """)
 
 
-#: The push path's question: which endpoints have a message due and no job delivering
-#: to them. One probe per endpoint (a tenant has few), each reading that endpoint's
-#: pending rows in due order (ix_messages_endpoint_due): a slow endpoint's backlog is
-#: not read again by every dispatch.
+#: The push path's question: which endpoints have a message due that no job holds.
+#: One probe per endpoint (a tenant has few), each the first such row in that
+#: endpoint's due order (ix_messages_endpoint_due, whatever the statistics say): a slow
+#: endpoint's backlog is not read again by every dispatch. Whether a job is already
+#: queued or running for an endpoint is its Redis flag's to say (`enqueue_once`).
 _DUE_ENDPOINTS = text("""
-    SELECT e.id AS endpoint_id FROM webhooks.endpoints e
-     WHERE EXISTS (SELECT 1 FROM webhooks.messages m
-                    WHERE m.endpoint_id = e.id AND m.status = 'pending'
-                      AND m.next_attempt_at <= now()
-                      AND (m.lease_until IS NULL OR m.lease_until <= now()))
-       AND NOT EXISTS (SELECT 1 FROM webhooks.messages b
-                        WHERE b.endpoint_id = e.id AND b.status = 'pending'
-                          AND b.lease_until > now())
+    SELECT e.id AS endpoint_id
+      FROM webhooks.endpoints e
+     CROSS JOIN LATERAL (
+            SELECT 1 FROM webhooks.messages m
+             WHERE m.endpoint_id = e.id AND m.status = 'pending'
+               AND m.next_attempt_at <= now()
+               AND (m.lease_until IS NULL OR m.lease_until <= now())
+             ORDER BY m.next_attempt_at, m.id
+             LIMIT 1) due
 """)
 
 
