@@ -1,8 +1,12 @@
-"""A per-endpoint index on pending webhook messages: a delivery job's claim, the test
-"is a job busy on this endpoint" and the push path's "which endpoints have due
-messages" read one endpoint's pending rows, in due order, not every pending message of
-the tenant. Before it, a slow endpoint's backlog (thousands of pending messages) was
-read again by every claim and every dispatch for the other endpoints.
+"""A per-endpoint index on pending webhook messages, for the three per-endpoint reads of
+delivery: a job's claim (`delivery._CLAIM`: is a job busy here, which are due), "would
+a job claim something" (`delivery._CLAIMABLE`) and the push path's "which endpoints have
+a due message no job holds" (`dispatcher._DUE_ENDPOINTS`). Each is written in due order
+with LIMIT, so the planner keeps to this index even with statistics taken while the
+table was small. Before it they read every pending message of the tenant: a slow
+endpoint's backlog (4,000 messages in webhooks_latency's slow variant) was read again by
+every claim and dispatch for the other endpoints (EXPLAIN: 2.6 ms per claim, 10 ms per
+dispatch with that backlog; now 0.19 and 0.06 ms).
 
 Partial (pending messages only), so it stays as small as the backlog; it indexes no
 column a claim changes (`lease_until`, `updated_at`), so claims stay HOT updates.

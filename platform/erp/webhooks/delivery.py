@@ -71,9 +71,10 @@ class Claimed:
 
 
 _CLAIM = text("""
-    WITH busy AS (
+    WITH busy AS (  -- in the endpoint's due order: its own rows only (see _CLAIMABLE)
         SELECT 1 FROM webhooks.messages b
          WHERE b.endpoint_id = :endpoint AND b.status = 'pending' AND b.lease_until > now()
+         ORDER BY b.next_attempt_at, b.id
          LIMIT 1
     ), picked AS (
         SELECT m.id FROM webhooks.messages m
@@ -307,14 +308,21 @@ def deliver_endpoint(
     return made
 
 
+#: Each probe reads the endpoint's own pending rows in due order
+#: (ix_messages_endpoint_due): scalar subqueries with ORDER BY ... LIMIT 1 (EXISTS
+#: would drop both) keep the planner on that index even with statistics taken while
+#: the table was small; without them, a probe could read
+#: every pending message of the tenant (a slow endpoint's whole backlog) each time.
 _CLAIMABLE = text("""
-    SELECT EXISTS (SELECT 1 FROM webhooks.messages m
-                    WHERE m.endpoint_id = :endpoint AND m.status = 'pending'
-                      AND m.next_attempt_at <= now()
-                      AND (m.lease_until IS NULL OR m.lease_until <= now()))
-       AND NOT EXISTS (SELECT 1 FROM webhooks.messages b
-                        WHERE b.endpoint_id = :endpoint AND b.status = 'pending'
-                          AND b.lease_until > now())
+    SELECT (SELECT 1 FROM webhooks.messages m
+             WHERE m.endpoint_id = :endpoint AND m.status = 'pending'
+               AND m.next_attempt_at <= now()
+               AND (m.lease_until IS NULL OR m.lease_until <= now())
+             ORDER BY m.next_attempt_at, m.id LIMIT 1) IS NOT NULL
+       AND (SELECT 1 FROM webhooks.messages b
+             WHERE b.endpoint_id = :endpoint AND b.status = 'pending'
+               AND b.lease_until > now()
+             ORDER BY b.next_attempt_at, b.id LIMIT 1) IS NULL
 """)
 
 
