@@ -75,15 +75,22 @@ class Profile:
                 for frame, c in ordered
             ]
 
-        app = {f: c for f, c in self.cumulative_counts.items() if "(erp/" in f}
+        return {
+            "self": rows(self.self_counts, n),
+            "cumulative_app": rows(self.app_counts(), n),
+            "self_by_package": rows(self.package_counts(), n),
+        }
+
+    def package_counts(self) -> Counter[str]:
+        """Self samples summed by top-level package."""
         packages: Counter[str] = Counter()
         for frame, c in self.self_counts.items():
             packages[package(frame)] += c
-        return {
-            "self": rows(self.self_counts, n),
-            "cumulative_app": rows(app, n),
-            "self_by_package": rows(packages, n),
-        }
+        return packages
+
+    def app_counts(self) -> dict[str, int]:
+        """Cumulative samples of the app's own frames (erp/), most first."""
+        return {f: c for f, c in self.cumulative_counts.most_common() if "(erp/" in f}
 
     def as_dict(self, n: int = 10) -> dict[str, Any]:
         if self.error:

@@ -71,10 +71,11 @@ def run(ctx: Context) -> Result:
             quick = {k: scripts[k] for k in ("healthz", "posting")}
             rounds = max(2, p["rounds"] // 2)
             warm2, diag = measure(ctx, server, quick, rounds, p["seconds"] / 2, p["warmup_s"])
+        per = {name: per_request(prof, got) for name, (prof, got) in profiled.items()}
         posted = sum(
             w["posting"].requests + r["posting"].requests
             for w, r in ((warm, results), (warm2, diag))
-        ) + sum(got.requests for name, (_, got) in profiled.items() if name == "posting")
+        ) + per.get("posting", {}).get("requests", 0)
         # one connection: at most one posting in flight per wrk run of the posting script
         checks = posting_checks(
             setup.db, {API: posted}, {API: 2 + p["rounds"] + rounds + len(profiled)}
@@ -126,9 +127,7 @@ def run(ctx: Context) -> Result:
             "cpu_s": {k: round(v.cpu_s, 4) for k, v in results.items()},
             "requests": {k: v.requests for k, v in results.items()},
             "cpu_source": "/proc/<worker pid>/task/*/schedstat (on-CPU ns, all threads)",
-            "profile_ms_per_request": {
-                name: per_request(prof, got) for name, (prof, got) in profiled.items()
-            },
+            "profile_ms_per_request": per,
             "server_log_tail": log_tail,
             **setup.facts(),
         },
@@ -136,7 +135,7 @@ def run(ctx: Context) -> Result:
             "CPU per request (the worker's, all its threads): "
             + ", ".join(f"{k} {v.cpu_ms:.3f} ms" for k, v in results.items()),
             "the ops/s column is sequential requests on one connection: latency, not capacity",
-            *profile_lines(profiled),
+            *profile_lines(per),
             f"diagnostic (no target): posting/healthz with the commit not waited for "
             f"{dpost.cpu_ms / dhz.cpu_ms:.3f} (durable: {post.cpu_ms / hz.cpu_ms:.3f}): the "
             f"difference is what the WAL-flush wait itself costs the worker",
@@ -221,27 +220,21 @@ def per_request(prof: profile.Profile, got: wrk.WrkResult) -> dict[str, Any]:
     """GIL-held ms per request: in all, by package (self samples) and for the app's
     frames (cumulative)."""
     scale = 1000 / prof.rate_hz / max(1, got.requests)
-    packages: dict[str, float] = {}
-    for frame, c in prof.self_counts.items():
-        key = profile.package(frame)
-        packages[key] = packages.get(key, 0.0) + c * scale
     return {
         "requests": got.requests,
         "gil_ms": round(prof.samples * scale, 4),
-        "by_package": {k: round(v, 4) for k, v in sorted(packages.items(), key=lambda kv: -kv[1])},
+        "by_package": {k: round(c * scale, 4) for k, c in prof.package_counts().most_common()},
         "self": {f: round(c * scale, 4) for f, c in prof.self_counts.most_common(40)},
-        "cumulative_app": {
-            f: round(c * scale, 4) for f, c in prof.cumulative_counts.most_common() if "(erp/" in f
-        },
+        "cumulative_app": {f: round(c * scale, 4) for f, c in prof.app_counts().items()},
     }
 
 
-def profile_lines(profiled: dict[str, tuple[profile.Profile, wrk.WrkResult]]) -> list[str]:
+def profile_lines(per: dict[str, dict[str, Any]]) -> list[str]:
     """Where a posting's Python time goes beyond /healthz's: GIL-held ms per request by
     package, side by side, and the app's frames a posting spends most in."""
-    if set(profiled) != {"healthz", "posting"}:
+    if set(per) != {"healthz", "posting"}:
         return ["per-request profile: not taken"]
-    hz, post = (per_request(*profiled[n]) for n in ("healthz", "posting"))
+    hz, post = per["healthz"], per["posting"]
     keys = sorted(post["by_package"], key=lambda k: -post["by_package"][k])[:10]
     return [
         f"per-request profile (py-spy, GIL-held ms per request): posting {post['gil_ms']:.3f}, "

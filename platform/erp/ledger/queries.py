@@ -176,14 +176,19 @@ _BALANCES_BY_TENANT = text(
         accounts="a.tenant_id = :tenant AND ",
     )
 )
+
+
 #: One account's balance as one row, whatever happens (no account: a row of NULLs),
 #: with psycopg placeholders: for `erp.db.call_one`, so a balance read can go to
 #: PostgreSQL with BEGIN, the tenant pin and COMMIT as one message.
-_ONE_SQL = "SELECT b.* FROM (SELECT 1) AS one LEFT JOIN ({}) AS b ON true"
-_BALANCE_ONE = _ONE_SQL.format(re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", _BALANCES.text))
-_BALANCE_ONE_BY_TENANT = _ONE_SQL.format(
-    re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", _BALANCES_BY_TENANT.text)
-)
+def _one_row(clause: TextClause) -> str:
+    """`clause` (SQLAlchemy `:name` parameters) as one row with psycopg's `%(name)s`."""
+    sql = re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", clause.text)
+    return f"SELECT b.* FROM (SELECT 1) AS one LEFT JOIN ({sql}) AS b ON true"
+
+
+_BALANCE_ONE = _one_row(_BALANCES)
+_BALANCE_ONE_BY_TENANT = _one_row(_BALANCES_BY_TENANT)
 _MICROSECOND = timedelta(microseconds=1)
 
 
