@@ -9,10 +9,11 @@ endpoint it
    under a per-endpoint advisory lock, and only if no other job holds leases on that
    endpoint: the per-endpoint concurrency cap is one job at a time, so a slow endpoint
    ties up one thread at most and never delays another endpoint's messages;
-2. POSTs each (erp.webhooks.sender) and, at the end of the batch, after a slow
-   attempt or a 410, and at least every RECORD_EVERY_S, records the attempts made
-   since the last record in one transaction: the attempt rows, each message moved on
-   (delivered, the next retry, failed), the leases of the rest of the batch extended.
+2. POSTs each (erp.webhooks.sender, over one kept-alive connection per job) and, at
+   the end of the batch, after a slow attempt or a 410, and at least every
+   RECORD_EVERY_S, records the attempts made since the last record in one
+   transaction: the attempt rows, each message moved on (delivered, the next retry,
+   failed), the leases of the rest of the batch extended.
 
 A lease outlives the longest attempt (connect 5 s + 15 s), so a message is attempted
 again only after its job died (SIGKILL, lost host): at least once, never twice
@@ -260,7 +261,18 @@ def deliver_endpoint(
     message_ids: list[uuid.UUID] | None,
     budget_s: float = JOB_BUDGET_S,
 ) -> int:
-    allowed = db.settings.webhook_allowed_hosts
+    # One kept-alive connection carries the job's attempts to this endpoint.
+    with sender.Poster(db.settings.webhook_allowed_hosts) as poster:
+        return _deliver_endpoint(tenant, endpoint_id, message_ids, budget_s, poster)
+
+
+def _deliver_endpoint(
+    tenant: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    message_ids: list[uuid.UUID] | None,
+    budget_s: float,
+    poster: sender.Poster,
+) -> int:
     started = time.monotonic()
     made = 0
     wanted: list[uuid.UUID] | None = message_ids
@@ -282,7 +294,7 @@ def deliver_endpoint(
         for i, item in enumerate(batch):
             stamp = int(time.time())
             headers = signing.headers(str(item.event_id), stamp, item.body, secrets)
-            outcome = sender.post(url, item.body, headers, allowed)
+            outcome = poster.post(url, item.body, headers)
             made_here.append((item, outcome))
             made += 1
             rest = [c.message_id for c in batch[i + 1 :]]

@@ -1,0 +1,132 @@
+"""The sender's kept-alive connections, against real HTTP servers on 127.0.0.1: one
+connection per job's batch, reopened when the receiver closed it, closed after an
+answer too long to drain; and a delivery job's batch over one connection."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from rq import Queue
+
+from erp.webhooks import sender
+from tests.conftest import TenantHandle
+from tests.webhooks.conftest import create_endpoint, deliver_all, post_transaction
+
+ALLOWED = ("127.0.0.1",)
+
+
+@dataclass
+class Server:
+    url: str
+    #: how many TCP connections the server accepted
+    connections: int = 0
+    #: webhook-id of every request, in arrival order
+    ids: list[str] = field(default_factory=list)
+    #: close the connection after each answer without saying so (an idle timeout)
+    drop_after_answer: bool = False
+    answer: bytes = b"ok"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    state = Server(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with state.lock:
+                state.connections += 1
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            with state.lock:
+                state.ids.append(self.headers.get("webhook-id", ""))
+            self.send_response(200)
+            self.send_header("content-length", str(len(state.answer)))
+            self.end_headers()
+            self.wfile.write(state.answer)
+            if state.drop_after_answer:
+                self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/hooks"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _post_many(poster: sender.Poster, url: str, n: int) -> list[sender.Outcome]:
+    return [poster.post(url, b"{}", {"webhook-id": f"msg_{i}"}) for i in range(n)]
+
+
+def test_one_connection_carries_a_batch(server: Server) -> None:
+    with sender.Poster(ALLOWED) as poster:
+        outcomes = _post_many(poster, server.url, 20)
+    assert all(o.succeeded for o in outcomes)
+    assert server.ids == [f"msg_{i}" for i in range(20)]
+    assert (poster.opened, server.connections) == (1, 1)
+
+
+def test_a_connection_the_receiver_closed_is_reopened_and_nothing_is_lost(
+    server: Server,
+) -> None:
+    server.drop_after_answer = True
+    with sender.Poster(ALLOWED) as poster:
+        outcomes = _post_many(poster, server.url, 5)
+    assert all(o.succeeded for o in outcomes), outcomes
+    assert server.ids == [f"msg_{i}" for i in range(5)]
+    assert poster.opened == server.connections == 5
+
+
+def test_an_answer_too_long_to_drain_closes_the_connection(server: Server) -> None:
+    server.answer = b"x" * (sender.BODY_KEPT + sender.DRAIN_LIMIT + 1)
+    with sender.Poster(ALLOWED) as poster:
+        outcomes = _post_many(poster, server.url, 3)
+    assert [o.body for o in outcomes] == ["x" * sender.BODY_KEPT] * 3
+    assert poster.opened == server.connections == 3
+
+
+def test_a_long_answer_within_the_drain_limit_keeps_the_connection(server: Server) -> None:
+    server.answer = b"y" * (sender.BODY_KEPT * 3)
+    with sender.Poster(ALLOWED) as poster:
+        outcomes = _post_many(poster, server.url, 3)
+    assert [o.body for o in outcomes] == ["y" * sender.BODY_KEPT] * 3
+    assert poster.opened == server.connections == 1
+
+
+def test_every_attempt_on_a_kept_connection_is_still_checked(server: Server) -> None:
+    """The address check is per attempt: a host not allowed is refused even though an
+    open connection to that very address exists."""
+    port = server.url.split(":")[2].split("/")[0]
+    with sender.Poster(ALLOWED) as poster:
+        assert poster.post(server.url, b"{}", {"webhook-id": "a"}).succeeded
+        poster.allowed = ()
+        refused = poster.post(f"http://localhost:{port}/hooks", b"{}", {"webhook-id": "b"})
+        assert refused.error == "refused_address"
+        literal = poster.post(server.url, b"{}", {"webhook-id": "c"})
+        assert literal.error == "refused_address"
+    assert server.ids == ["a"]
+
+
+def test_a_delivery_job_sends_its_batch_over_one_connection(
+    client: Any, tenant: TenantHandle, server: Server, hooks_queue: Queue
+) -> None:
+    create_endpoint(client, tenant, server.url)
+    for _ in range(5):
+        post_transaction(client, tenant)
+    deliver_all(hooks_queue, tenant)
+    assert len(server.ids) == len(set(server.ids)) == 5
+    assert server.connections == 1
