@@ -415,24 +415,27 @@ def test_a_slow_endpoint_gives_its_worker_back_after_each_attempt(
     hooks_queue: Queue,
     owner_engine: Engine,
 ) -> None:
+    """The first slow answer stops the job: the attempts in flight (IN_FLIGHT, started
+    together) are recorded, the rest released for the next job, not attempted."""
     slow = make_receiver(delay=delivery.SLOW_ATTEMPT_MS / 1000 + 0.2)
     create_endpoint(client, tenant, slow.url)
-    for _ in range(3):
+    width = delivery.IN_FLIGHT
+    for _ in range(width + 2):
         post_transaction(client, tenant)
-    dispatcher.dispatch_tenant(tenant.id)  # one job for the three messages
+    dispatcher.dispatch_tenant(tenant.id)  # one job for the messages
     assert hooks_queue.count == 1
     run_worker(hooks_queue)
-    assert len(slow.requests) == 1
+    assert len(slow.requests) == width
     rows = _rows(
         owner_engine,
         "SELECT status, lease_until FROM webhooks.messages WHERE tenant_id = :t ORDER BY status",
         t=tenant.id,
     )
-    assert [r[0] for r in rows] == ["delivered", "pending", "pending"]
+    assert [r[0] for r in rows] == ["delivered"] * width + ["pending", "pending"]
     assert all(r[1] is None for r in rows)  # released: due for the next job at once
     dispatcher.dispatch_tenant(tenant.id)
     run_worker(hooks_queue)
-    assert len(slow.requests) == 2
+    assert len(slow.requests) == len(set(slow.ids())) == width + 2
 
 
 @pytest.mark.slow

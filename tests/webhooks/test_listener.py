@@ -23,7 +23,7 @@ from erp.cli import main
 from erp.config import Settings
 from erp.db import db
 from erp.http import ErpFlask
-from erp.webhooks import dispatcher, services
+from erp.webhooks import delivery, dispatcher, services
 from erp.webhooks.listener import CHANNEL, Listener
 from tests.conftest import TenantHandle
 from tests.webhooks.conftest import (
@@ -333,12 +333,12 @@ def test_a_slow_endpoints_job_hands_the_rest_to_a_successor(
     endpoint's due messages go to a successor job at the back of the queue."""
     slow = make_receiver(delay=1.1)
     create_endpoint(client, tenant, slow.url)
-    post_transaction(client, tenant)
-    post_transaction(client, tenant)
+    for _ in range(delivery.IN_FLIGHT + 1):  # one more than a job has in flight at once
+        post_transaction(client, tenant)
     assert dispatcher.push_tenant(tenant.id) == 1
     assert hooks_queue.count == 1
     before = set(hooks_queue.finished_job_registry.get_job_ids())
     run_worker(hooks_queue)
-    assert len(slow.requests) == 2 == len(set(slow.ids()))
+    assert len(slow.requests) == delivery.IN_FLIGHT + 1 == len(set(slow.ids()))
     finished = set(hooks_queue.finished_job_registry.get_job_ids()) - before
     assert len(finished) == 2  # the first job and its successor

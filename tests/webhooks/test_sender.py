@@ -1,10 +1,12 @@
 """The sender's kept-alive connections, against real HTTP servers on 127.0.0.1: one
-connection per job's batch, reopened when the receiver closed it, closed after an
-answer too long to drain; and a delivery job's batch over one connection."""
+connection carries many attempts, is reopened when the receiver closed it, closed
+after an answer too long to drain; and a delivery job's attempts, IN_FLIGHT at once
+over as many connections, never more."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from rq import Queue
 
-from erp.webhooks import sender
+from erp.webhooks import delivery, sender
 from tests.conftest import TenantHandle
 from tests.webhooks.conftest import create_endpoint, deliver_all, post_transaction
 
@@ -30,6 +32,11 @@ class Server:
     #: close the connection after each answer without saying so (an idle timeout)
     drop_after_answer: bool = False
     answer: bytes = b"ok"
+    #: seconds each answer takes
+    delay: float = 0.0
+    #: requests being answered at once: now and the most seen
+    busy: int = 0
+    most_busy: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -49,6 +56,11 @@ def server() -> Iterator[Server]:
             self.rfile.read(int(self.headers.get("content-length", "0")))
             with state.lock:
                 state.ids.append(self.headers.get("webhook-id", ""))
+                state.busy += 1
+                state.most_busy = max(state.most_busy, state.busy)
+            time.sleep(state.delay)
+            with state.lock:
+                state.busy -= 1
             self.send_response(200)
             self.send_header("content-length", str(len(state.answer)))
             self.end_headers()
@@ -121,12 +133,19 @@ def test_every_attempt_on_a_kept_connection_is_still_checked(server: Server) -> 
     assert server.ids == ["a"]
 
 
-def test_a_delivery_job_sends_its_batch_over_one_connection(
+def test_a_delivery_job_keeps_in_flight_attempts_to_the_cap_on_kept_connections(
     client: Any, tenant: TenantHandle, server: Server, hooks_queue: Queue
 ) -> None:
+    """12 messages to a receiver taking 0.15 s each: IN_FLIGHT at once (never more),
+    over IN_FLIGHT connections, every message once, in about 12 / IN_FLIGHT rounds."""
+    server.delay = 0.15
     create_endpoint(client, tenant, server.url)
-    for _ in range(5):
+    for _ in range(12):
         post_transaction(client, tenant)
+    started = time.monotonic()
     deliver_all(hooks_queue, tenant)
-    assert len(server.ids) == len(set(server.ids)) == 5
-    assert server.connections == 1
+    took = time.monotonic() - started
+    assert len(server.ids) == len(set(server.ids)) == 12
+    assert server.most_busy == delivery.IN_FLIGHT
+    assert server.connections == delivery.IN_FLIGHT
+    assert took < 12 * server.delay
