@@ -7,7 +7,12 @@ from erp.registry import Registry
 
 
 def register(r: Registry) -> None:
+    from erp.orders import routes
+
+    # tax rates, customers, channels (routes.py); placement and intake add their own
+    r.blueprint(routes.blp)
     r.usage_count("orders", "SELECT count(*) FROM orders.orders")
+    r.usage_count("orders_channels", "SELECT count(*) FROM orders.channels")
     r.encrypted("orders.channels", "secret")
     r.encrypted("orders.channels", "previous_secret")
     r.catalog(
