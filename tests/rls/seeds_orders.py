@@ -1,11 +1,13 @@
 """The orders domain's seed (imported by seeds.py after the inventory seeds, so it runs
 after them and may use their facts).
 
-Until the orders API exists, rows are inserted as its services will write them (the
-README's last resort); each feature's owner replaces its inserts with API calls: a
-tax rate, a customer, a generic channel (secret encrypted as the service does), an
-order on that channel with one reserved line, a fulfilment of one unit, a payment, a
-return (not restocked) and an inbound message.
+Through the API: two tax rates (one archived), a generic channel (rotated, so it has
+a previous secret) and a shopify one; the customer through `customer_for`, as
+placement makes it. Until placement, the steps and the intake exist, their rows are
+inserted as those services will write them (the README's last resort); each
+feature's owner replaces its inserts with API calls: an order on the generic channel
+with one reserved line, a fulfilment of one unit, a payment, a return (not
+restocked) and an inbound message.
 """
 
 from __future__ import annotations
@@ -16,11 +18,6 @@ from typing import Any
 from tests.rls.seeds import SeedContext, _each, seed
 
 _ORDERS_SQL = """
-INSERT INTO orders.tax_rates (id, code, name, rate_ppm)
-    VALUES (:rate, :code, 'VAT 20%', 200000);
-INSERT INTO orders.customers (id, name, email) VALUES (:customer, 'Ada', 'ada@example.com');
-INSERT INTO orders.channels (id, name, kind, location_id, secret)
-    VALUES (:channel, 'Shop', 'generic', :main, :secret);
 INSERT INTO orders.orders (id, channel_id, external_id, request_hash, customer_id, currency,
         location_id, status, subtotal, tax, total, paid, credited)
     VALUES (:order, :channel, 'seed-1', 'seed', :customer, 'USD', :main,
@@ -63,14 +60,39 @@ INSERT INTO orders.inbound_messages (id, channel_id, webhook_id, topic, body, st
 )
 def seed_orders(ctx: SeedContext) -> None:
     from erp.extensions import db
-    from erp.secretbox import current_box
+    from erp.orders import services
 
-    names = ("rate", "customer", "channel", "order", "line", "fulfilment", "fulfilment_line")
-    names += ("payment", "return", "return_line", "message")
-    ids: dict[str, Any] = {k: uuid.uuid4() for k in names}
     # a code of this tenant's only, so a foreign-key attack naming it cannot hit its own
     code = f"VAT-{ctx.tenant.id.hex[:8]}"
+    rate = ctx.call(
+        "POST", "/api/v1/tax-rates", {"code": code, "name": "VAT", "rate_ppm": 200000}, key="rate"
+    )
+    old = ctx.call("POST", "/api/v1/tax-rates", {"code": "OLD", "name": "Old", "rate_ppm": 5})
+    ctx.call("PATCH", f"/api/v1/tax-rates/{old['id']}", {"archived": True})
+    main = str(ctx.facts["inventory.location_id"])
+    channel = ctx.call(
+        "POST",
+        "/api/v1/channels",
+        {"name": "Shop", "kind": "generic", "location_id": main},
+        key="channel",
+    )
+    ctx.call("POST", f"/api/v1/channels/{channel['id']}/rotate-secret", key="rotate")
+    shopify = {"name": "Shopify", "kind": "shopify", "signing_secret": "shpss_seed"}
+    ctx.call("POST", "/api/v1/channels", {**shopify, "on_shortage": "backorder"}, key="shopify")
+    with ctx.client.application.app_context():
+        for name in ("Bob", "Ada"):
+            customer = db.unit_of_work(
+                lambda s, n=name: services.customer_for(s, n, f"{n.lower()}@example.com"),
+                tenant=ctx.tenant.id,
+            )
+
+    names = ("order", "line", "fulfilment", "fulfilment_line")
+    names += ("payment", "return", "return_line", "message")
+    ids: dict[str, Any] = {k: uuid.uuid4() for k in names}
     ids.update(
+        rate=uuid.UUID(rate["id"]),
+        customer=customer.id,
+        channel=uuid.UUID(channel["id"]),
         code=code,
         item=ctx.facts["inventory.item_id"],
         main=ctx.facts["inventory.location_id"],
@@ -81,9 +103,9 @@ def seed_orders(ctx: SeedContext) -> None:
     )
 
     def run(s: Any) -> None:
-        _each(s, _ORDERS_SQL, {**ids, "secret": current_box().encrypt("whsec_c2VlZA==")})
+        _each(s, _ORDERS_SQL, ids)
 
     with ctx.client.application.app_context():
         db.unit_of_work(run, tenant=ctx.tenant.id)
-    ctx.facts.update({f"orders.{k}_id": ids[k] for k in names})
+    ctx.facts.update({f"orders.{k}_id": ids[k] for k in (*names, "rate", "customer", "channel")})
     ctx.facts["orders.tax_code"] = code
