@@ -117,3 +117,385 @@ def test_tax_rounds_half_up_in_integer_minor_units(
         unit_price * quantity + tax,
     )
     assert got["tax_code"] == "T"
+
+
+# -- validation: 422 problem+json naming the field, nothing written --------------------
+
+
+def _line(item: str, **kw: Any) -> dict[str, Any]:
+    return {"item_id": item, "quantity": 1, "unit_price": 100, **kw}
+
+
+BAD_BODIES: list[tuple[str, Any, str]] = [
+    ("no lines", lambda s, i, k: order_body(), "lines"),
+    ("501 lines", lambda s, i, k: order_body(*[_line(i)] * 501), "lines"),
+    ("no customer", lambda s, i, k: {"currency": "USD", "lines": [_line(i)]}, "customer"),
+    ("bad email", lambda s, i, k: {**order_body(_line(i)), "customer": {"name": "A", "email": "x"}},
+     "customer.email"),
+    ("no currency", lambda s, i, k: {**order_body(_line(i)), "currency": None}, "currency"),
+    ("unknown currency", lambda s, i, k: {**order_body(_line(i)), "currency": "XXX"}, "currency"),
+    ("a currency without the order accounts", lambda s, i, k: {**order_body(_line(i)),
+     "currency": "EUR"}, "currency"),
+    ("item_id and sku", lambda s, i, k: order_body(_line(i, sku=k)), "lines.0.item_id"),
+    ("neither item_id nor sku", lambda s, i, k: order_body({"quantity": 1, "unit_price": 1}),
+     "lines.0.item_id"),
+    ("tax_code and tax", lambda s, i, k: order_body(_line(i, tax_code="STD", tax=1)),
+     "lines.0.tax"),
+    ("discount above the line", lambda s, i, k: order_body(_line(i, quantity=2, discount=201)),
+     "lines.0.discount"),
+    ("negative discount", lambda s, i, k: order_body(_line(i, discount=-1)), "lines.0.discount"),
+    ("quantity 0", lambda s, i, k: order_body(_line(i, quantity=0)), "lines.0.quantity"),
+    ("negative quantity", lambda s, i, k: order_body(_line(i, quantity=-3)), "lines.0.quantity"),
+    ("float quantity", lambda s, i, k: order_body(_line(i, quantity=1.0)), "lines.0.quantity"),
+    ("string price", lambda s, i, k: order_body(_line(i, unit_price="1.00")),
+     "lines.0.unit_price"),
+    ("negative price", lambda s, i, k: order_body(_line(i, unit_price=-1)), "lines.0.unit_price"),
+    ("price past int64", lambda s, i, k: order_body(_line(i, unit_price=2**63)),
+     "lines.0.unit_price"),
+    ("price × quantity past int64", lambda s, i, k: order_body(_line(i, quantity=2,
+     unit_price=2**62)), "lines.0.quantity"),
+    ("total past int64", lambda s, i, k: order_body(_line(i, unit_price=2**62),
+     _line(i, unit_price=2**62)), "lines"),
+    ("unknown item", lambda s, i, k: order_body(_line(str(uuid.uuid4()))), "lines.0.item_id"),
+    ("unknown sku", lambda s, i, k: order_body({"sku": "NOPE-1", "quantity": 1,
+     "unit_price": 1}), "lines.0.sku"),
+    ("malformed item id", lambda s, i, k: order_body(_line("nope")), "lines.0.item_id"),
+    ("unknown tax code", lambda s, i, k: order_body(_line(i), _line(i, tax_code="NOPE")),
+     "lines.1.tax_code"),
+    ("archived tax code", lambda s, i, k: order_body(_line(i, tax_code="OLD")),
+     "lines.0.tax_code"),
+    ("unknown shipping tax code", lambda s, i, k: order_body(_line(i),
+     shipping={"amount": 1, "tax_code": "NOPE"}), "shipping.tax_code"),
+    ("shipping tax and code", lambda s, i, k: order_body(_line(i),
+     shipping={"amount": 1, "tax_code": "STD", "tax": 1}), "shipping.tax"),
+    ("unknown channel", lambda s, i, k: order_body(_line(i), channel_id=str(uuid.uuid4())),
+     "channel_id"),
+    ("archived channel", lambda s, i, k: order_body(_line(i),
+     channel_id=s.channel(archived=True)), "channel_id"),
+    ("unknown location", lambda s, i, k: order_body(_line(i), location_id=str(uuid.uuid4())),
+     "location_id"),
+    ("empty external_id", lambda s, i, k: order_body(_line(i), external_id=""), "external_id"),
+    ("long external_id", lambda s, i, k: order_body(_line(i), external_id="x" * 256),
+     "external_id"),
+    ("unknown field", lambda s, i, k: {**order_body(_line(i)), "tenant_id": "x"}, "tenant_id"),
+    ("unknown line field", lambda s, i, k: order_body(_line(i, price=1)), "lines.0.price"),
+    ("metadata value", lambda s, i, k: order_body(_line(i), metadata={"a": [1]}), "metadata"),
+    ("51 metadata keys", lambda s, i, k: order_body(_line(i),
+     metadata={f"k{n}": n for n in range(51)}), "metadata"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("make", "field"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES])
+def test_a_refused_order_names_the_field_and_writes_nothing(
+    shop: Shop, make: Any, field: str
+) -> None:
+    item, sku = shop.item(stock=10)
+    shop.tax_rate("STD", 200_000)
+    shop.tax_rate("OLD", 100_000, archived=True)
+    body = make(shop, item, sku)
+    before = shop.written()
+    r = shop.post(ORDERS, body)
+    assert r.status_code == 422, r.get_json()
+    assert r.mimetype == "application/problem+json"
+    problem = r.get_json()
+    assert problem["type"].endswith("/validation") and problem["status"] == 422
+    assert field in problem["errors"], problem
+    assert shop.written() == before
+    assert shop.level(item) == (10, 0)
+
+
+def test_every_line_fault_is_named_at_once(shop: Shop) -> None:
+    item, _ = shop.item(stock=1)
+    shop.execute("UPDATE inventory.items SET archived = true WHERE id = %s", item)
+    body = order_body(
+        _line(item),
+        {"sku": "GONE-1", "quantity": 1, "unit_price": 1, "tax_code": "NOPE"},
+        location_id=str(uuid.uuid4()),
+    )
+    r = shop.post(ORDERS, body)
+    assert r.status_code == 422
+    assert r.get_json()["errors"] == {
+        "location_id": ["Unknown location."],
+        "lines.0.item_id": ["The item is archived."],
+        "lines.1.sku": ["Unknown SKU."],
+        "lines.1.tax_code": ["Unknown tax code."],
+    }
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"customer": {"name": "A\\u0000", "email": "a@example.com"}, "currency": "USD",'
+        b' "lines": [{"sku": "X", "quantity": 1, "unit_price": 1}]}',
+        b'{"customer": {"name": "\\ud800", "email": "a@example.com"}, "currency": "USD",'
+        b' "lines": [{"sku": "X", "quantity": 1, "unit_price": 1}]}',
+        b'{"customer": 1, "currency": "USD", "lines": 2}',
+        b'{"customer": {}, "currency": [], "lines": [null, 1, "x", {}]}',
+        b'{"lines": [{"quantity": 1e400, "unit_price": 99999999999999999999999999}]}',
+        b'{"lines": [{"sku": "' + b"A" * 5000 + b'", "quantity": 1, "unit_price": 1}]}',
+        b"[" * 2000 + b"]" * 2000,
+        b"\xff\xfe",
+        b'{"customer": {"name": "A", "email": "a@example.com"}, "currency": "USD",'
+        b' "lines": [{"sku": "X", "quantity": 1, "unit_price": 1}], "metadata": {"k": 1e999}}',
+        b"null",
+    ],
+)
+def test_bad_input_is_a_4xx_never_a_500(shop: Shop, raw: bytes) -> None:
+    r = shop.client.post(
+        ORDERS, data=raw, headers={**shop.tenant.headers, "Content-Type": "application/json"}
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.get_data()[:300])
+    assert shop.count("orders.orders") == 0
+
+
+# -- stock: all or nothing, or backordered --------------------------------------------
+
+
+def test_a_shortage_refuses_the_order_naming_each_short_line(shop: Shop) -> None:
+    a, _ = shop.item(stock=5)
+    b, _ = shop.item(stock=1)
+    c, _ = shop.item()
+    before = shop.written()
+    r = shop.post(ORDERS, order_body(_line(a, quantity=2), _line(b, quantity=2), _line(c)))
+    assert r.status_code == 409
+    problem = r.get_json()
+    assert problem["type"].endswith("/insufficient-stock")
+    assert problem["errors"] == {
+        "lines.1.quantity": ["2 requested, 1 available."],
+        "lines.2.quantity": ["1 requested, 0 available."],
+    }
+    assert shop.written() == before
+    assert [shop.level(x) for x in (a, b, c)] == [(5, 0), (1, 0), (0, 0)]
+
+
+def test_lines_of_one_item_share_its_stock(shop: Shop) -> None:
+    a, sku = shop.item(stock=3)
+    r = shop.post(ORDERS, order_body(_line(a, quantity=2), {"sku": sku, "quantity": 2,
+                                                              "unit_price": 1}))
+    assert r.status_code == 409
+    assert set(r.get_json()["errors"]) == {"lines.0.quantity", "lines.1.quantity"}
+    assert shop.level(a) == (3, 0)
+
+
+def test_a_backorder_channel_places_the_order_with_the_missing_units_backordered(
+    shop: Shop,
+) -> None:
+    a, _ = shop.item(stock=5)
+    b, _ = shop.item(stock=1)
+    c, _ = shop.item()
+    channel = shop.channel("backorder")
+    lines = [_line(a, quantity=2), _line(b, quantity=3), _line(c, quantity=4), _line(a, quantity=4)]
+    r = shop.post(ORDERS, order_body(*lines, channel_id=channel))
+    assert r.status_code == 201, r.get_json()
+    order = r.get_json()
+    assert order["channel_id"] == channel
+    assert [l["backordered"] for l in order["lines"]] == [0, 2, 4, 1]
+    assert [shop.level(x) for x in (a, b, c)] == [(5, 5), (1, 1), (0, 0)]
+    held = shop.rows(
+        "SELECT l.line_no, r.quantity FROM orders.order_lines l"
+        " LEFT JOIN inventory.reservations r ON r.id = l.reservation_id"
+        " WHERE l.order_id = %s ORDER BY l.line_no",
+        order["id"],
+    )
+    assert [tuple(h) for h in held] == [(0, 2), (1, 1), (2, None), (3, 3)]
+
+
+def test_the_channels_location_is_the_default_and_a_given_one_wins(shop: Shop) -> None:
+    elsewhere = shop.location()
+    item, _ = shop.item(stock=2)
+    shop.receive(item, 4, elsewhere)
+    channel = shop.channel(location=elsewhere)
+    r = shop.post(ORDERS, order_body(_line(item, quantity=3), channel_id=channel))
+    assert r.status_code == 201 and r.get_json()["location_id"] == str(elsewhere)
+    r = shop.post(ORDERS, order_body(_line(item), channel_id=channel, location_id=str(shop.main)))
+    assert r.status_code == 201 and r.get_json()["location_id"] == str(shop.main)
+    assert (shop.level(item, elsewhere), shop.level(item)) == ((4, 3), (2, 1))
+
+
+def test_a_customer_is_matched_by_email_whatever_its_case(shop: Shop) -> None:
+    item, _ = shop.item(stock=5)
+    first = shop.post(ORDERS, order_body(_line(item))).get_json()["customer"]
+    again = order_body(_line(item))
+    again["customer"] = {"name": "Ada L.", "email": "ADA@Example.com"}
+    second = shop.post(ORDERS, again).get_json()["customer"]
+    assert second == first and shop.count("orders.customers") == 1
+
+
+# -- deduplication ---------------------------------------------------------------------
+
+
+def test_the_same_external_id_and_body_is_the_same_order(shop: Shop) -> None:
+    item, _ = shop.item(stock=5)
+    body = order_body(_line(item, quantity=2), external_id="shop-7")
+    first = shop.post(ORDERS, body)
+    assert first.status_code == 201
+    # the same body, keys in another order and a default spelled out
+    again = {**body, "lines": [{"discount": 0, **_line(item, quantity=2)}], "metadata": {}}
+    second = shop.post(ORDERS, dict(reversed(list(again.items()))))
+    assert second.status_code == 200 and second.get_json() == first.get_json()
+    assert shop.count("orders.orders") == 1 and shop.level(item) == (5, 2)
+    assert shop.count("webhooks.outbox_events WHERE event_type = 'order.created'") == 1
+
+
+def test_the_same_external_id_with_another_body_is_a_conflict(shop: Shop) -> None:
+    item, _ = shop.item(stock=5)
+    assert shop.post(ORDERS, order_body(_line(item), external_id="shop-8")).status_code == 201
+    r = shop.post(ORDERS, order_body(_line(item, quantity=2), external_id="shop-8"))
+    assert r.status_code == 409
+    assert r.get_json()["type"].endswith("/conflict")
+    assert list(r.get_json()["errors"]) == ["external_id"]
+    assert shop.count("orders.orders") == 1 and shop.level(item) == (5, 1)
+
+
+def test_external_ids_are_unique_per_channel(shop: Shop) -> None:
+    item, _ = shop.item(stock=5)
+    one, two = shop.channel(), shop.channel()
+    ids = set()
+    for channel in (None, one, two):
+        extra = {"channel_id": channel} if channel else {}
+        r = shop.post(ORDERS, order_body(_line(item), external_id="same", **extra))
+        assert r.status_code == 201, r.get_json()
+        ids.add(r.get_json()["id"])
+    assert len(ids) == 3
+
+
+def test_an_idempotency_key_replays_the_placement(shop: Shop) -> None:
+    item, _ = shop.item(stock=5)
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    first = shop.post(ORDERS, order_body(_line(item)), key)
+    assert first.status_code == 201
+    replay = shop.post(ORDERS, order_body(_line(item)), key)
+    assert replay.status_code == 201 and replay.get_json() == first.get_json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    other = shop.post(ORDERS, order_body(_line(item, quantity=2)), key)
+    assert other.status_code == 409 and other.get_json()["type"].endswith("/idempotency-mismatch")
+    assert shop.count("orders.orders") == 1 and shop.level(item) == (5, 1)
+
+
+# -- races -----------------------------------------------------------------------------
+
+BUYERS = 16
+
+
+@pytest.fixture
+def racing_app(make_app: AppFactory) -> Any:
+    app = make_app(db_pool_size=2, db_max_overflow=BUYERS + 4, db_pool_timeout=60)
+    yield app
+    from erp.extensions import db
+
+    with app.app_context():
+        db.dispose()
+
+
+def test_the_last_unit_bought_at_once_goes_to_exactly_one_order(
+    shop: Shop, racing_app: ErpFlask
+) -> None:
+    item, _ = shop.item(stock=1)
+    with serve(racing_app) as url:
+
+        def buy(i: int) -> Reply:
+            body = order_body(_line(item))
+            body["customer"] = {"name": f"Buyer {i}", "email": f"buyer{i}@example.com"}
+            return request(url, "POST", ORDERS, body, shop.tenant.headers)
+
+        replies = together(BUYERS, buy)
+    assert Counter(r.status for r in replies) == {201: 1, 409: BUYERS - 1}, [r.body for r in replies]
+    assert {r.slug for r in replies if r.status == 409} == {"insufficient-stock"}
+    assert shop.level(item) == (1, 1)
+    assert shop.count("orders.orders") == 1 and shop.count("inventory.reservations") == 1
+
+
+def test_concurrent_duplicates_of_one_external_id_make_one_order(
+    shop: Shop, racing_app: ErpFlask
+) -> None:
+    item, _ = shop.item(stock=100)
+    body = order_body(_line(item), external_id="dup-1")
+    with serve(racing_app) as url:
+        replies = together(
+            BUYERS, lambda _i: request(url, "POST", ORDERS, body, shop.tenant.headers)
+        )
+    assert Counter(r.status for r in replies) == {201: 1, 200: BUYERS - 1}, [r.body for r in replies]
+    assert len({r.body["id"] for r in replies}) == 1
+    assert shop.count("orders.orders") == 1 and shop.level(item) == (100, 1)
+    assert shop.count("orders.customers") == 1
+
+
+# -- tenants ---------------------------------------------------------------------------
+
+
+def test_another_tenants_rows_are_unknown(
+    shop: Shop, client: Any, ops_headers: dict[str, str], app_url: str
+) -> None:
+    other = new_shop(client, ops_headers, app_url)
+    theirs, their_sku = other.item(stock=5)
+    their_channel = other.channel()
+    other.tax_rate("THEIRS", 100_000)
+    their_order = other.post(ORDERS, order_body(_line(theirs), external_id="x")).get_json()
+    mine, _ = shop.item(stock=5)
+    cases = [
+        (order_body(_line(theirs)), "lines.0.item_id"),
+        (order_body({"sku": their_sku, "quantity": 1, "unit_price": 1}), "lines.0.sku"),
+        (order_body(_line(mine), channel_id=their_channel), "channel_id"),
+        (order_body(_line(mine), location_id=str(other.main)), "location_id"),
+        (order_body(_line(mine, tax_code="THEIRS")), "lines.0.tax_code"),
+    ]
+    for body, field in cases:
+        r = shop.post(ORDERS, body)
+        assert r.status_code == 422 and field in r.get_json()["errors"], (field, r.get_json())
+    got = shop.client.get(f"{ORDERS}/{their_order['id']}", headers=shop.tenant.headers)
+    assert got.status_code == 404
+    listed = shop.client.get(ORDERS, headers=shop.tenant.headers).get_json()
+    assert listed == {"items": [], "next_cursor": None}
+    # their external_id is not ours: ours is a new order
+    assert shop.post(ORDERS, order_body(_line(mine), external_id="x")).status_code == 201
+    assert other.level(theirs) == (5, 1) and other.count("orders.orders") == 1
+
+
+# -- reads -----------------------------------------------------------------------------
+
+
+def test_orders_are_listed_newest_first_filtered_and_paged(shop: Shop) -> None:
+    item, _ = shop.item(stock=100)
+    channel = shop.channel()
+    made = []
+    for n in range(5):
+        extra: dict[str, Any] = {"external_id": f"e-{n}"}
+        if n % 2:
+            extra["channel_id"] = channel
+        made.append(shop.post(ORDERS, order_body(_line(item), **extra)).get_json())
+    headers = shop.tenant.headers
+    seen: list[str] = []
+    url = f"{ORDERS}?limit=2"
+    while True:
+        page = shop.client.get(url, headers=headers).get_json()
+        seen += [o["id"] for o in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        url = f"{ORDERS}?limit=2&cursor={page['next_cursor']}"
+    assert seen == [o["id"] for o in reversed(made)]
+    by_channel = shop.client.get(f"{ORDERS}?channel_id={channel}", headers=headers).get_json()
+    assert [o["id"] for o in by_channel["items"]] == [made[3]["id"], made[1]["id"]]
+    assert by_channel["items"][0] == made[3]
+    one = shop.client.get(f"{ORDERS}?external_id=e-2", headers=headers).get_json()
+    assert [o["id"] for o in one["items"]] == [made[2]["id"]]
+    customer = made[0]["customer"]["id"]
+    mine = shop.client.get(f"{ORDERS}?customer_id={customer}&status=confirmed", headers=headers)
+    assert len(mine.get_json()["items"]) == 5
+    none = shop.client.get(f"{ORDERS}?status=cancelled", headers=headers).get_json()
+    assert none["items"] == []
+    for bad in ("status=open", "channel_id=x", "colour=red", "cursor=abc", "limit=0"):
+        r = shop.client.get(f"{ORDERS}?{bad}", headers=headers)
+        assert r.status_code == 422, bad
+    assert shop.client.get(f"{ORDERS}/nope", headers=headers).status_code == 422
+    assert shop.client.get(f"{ORDERS}/{uuid.uuid4()}", headers=headers).status_code == 404
+
+
+def test_scopes(shop: Shop, client: Any, ops_headers: dict[str, str]) -> None:
+    from tests.conftest import make_tenant
+
+    reader = make_tenant(client, ops_headers, scopes=["orders:read"])
+    r = client.post(ORDERS, json=order_body(), headers=reader.headers)
+    assert r.status_code == 403
+    assert client.get(ORDERS, headers=reader.headers).status_code == 200
+    nobody = make_tenant(client, ops_headers, scopes=["inventory:read"])
+    assert client.get(ORDERS, headers=nobody.headers).status_code == 403
