@@ -52,21 +52,26 @@ def test_an_order_is_priced_reserved_written_and_announced(shop: Shop) -> None:
     order = r.get_json()
     assert list(order) == ORDER_KEYS
     assert [list(line) for line in order["lines"]] == [LINE_KEYS] * 3
-    # 2997 - 97 = 2900; 2900 × 8.875 % = 257.375 -> 257; shipping 495 × 8.875 % = 43.93 -> 44
-    assert [(l["sku"], l["subtotal"], l["tax"], l["total"]) for l in order["lines"]] == [
+    # 2997 - 97 = 2900; 2900 * 8.875 % = 257.375 -> 257; shipping 495 * 8.875 % = 43.93 -> 44
+    assert [(ln["sku"], ln["subtotal"], ln["tax"], ln["total"]) for ln in order["lines"]] == [
         (mug_sku, 3000, 0, 3000),
         (tee_sku, 2900, 257, 3157),
         (mug_sku, 500, 40, 540),
     ]
-    assert order["lines"][1]["item_id"] == tee and order["lines"][2]["item_id"] == mug
+    assert order["lines"][1]["item_id"] == tee
+    assert order["lines"][2]["item_id"] == mug
     assert order["shipping"] == {"amount": 495, "tax_code": "NY", "tax": 44, "total": 539}
     assert (order["subtotal"], order["tax"], order["total"]) == (6895, 341, 7236)
     assert (order["paid"], order["credited"], order["balance_due"]) == (0, 0, 7236)
-    assert order["status"] == "confirmed" and order["external_id"] == "shop-1001"
-    assert order["location_id"] == str(shop.main) and order["channel_id"] is None
-    assert order["customer"]["email"] == "ada@example.com" and order["metadata"] == {"note": "gift"}
-    assert all(l["backordered"] == 0 for l in order["lines"])
-    assert shop.level(mug) == (10, 3) and shop.level(tee) == (5, 3)
+    assert order["status"] == "confirmed"
+    assert order["external_id"] == "shop-1001"
+    assert order["location_id"] == str(shop.main)
+    assert order["channel_id"] is None
+    assert order["customer"]["email"] == "ada@example.com"
+    assert order["metadata"] == {"note": "gift"}
+    assert all(ln["backordered"] == 0 for ln in order["lines"])
+    assert shop.level(mug) == (10, 3)
+    assert shop.level(tee) == (5, 3)
     reservations = shop.rows(
         "SELECT r.order_line_id, r.quantity FROM inventory.reservations r"
         " JOIN orders.order_lines l ON l.reservation_id = r.id WHERE r.order_id = %s"
@@ -74,10 +79,11 @@ def test_an_order_is_priced_reserved_written_and_announced(shop: Shop) -> None:
         order["id"],
     )
     assert [(str(a), b) for a, b in reservations] == [
-        (l["id"], l["quantity"]) for l in order["lines"]
+        (ln["id"], ln["quantity"]) for ln in order["lines"]
     ]
     got = shop.client.get(f"{ORDERS}/{order['id']}", headers=shop.tenant.headers)
-    assert got.status_code == 200 and got.get_json() == order
+    assert got.status_code == 200
+    assert got.get_json() == order
     events = shop.rows(
         "SELECT id, payload FROM webhooks.outbox_events WHERE event_type = 'order.created'"
     )
@@ -152,7 +158,7 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("negative price", lambda s, i, k: order_body(_line(i, unit_price=-1)), "lines.0.unit_price"),
     ("price past int64", lambda s, i, k: order_body(_line(i, unit_price=2**63)),
      "lines.0.unit_price"),
-    ("price × quantity past int64", lambda s, i, k: order_body(_line(i, quantity=2,
+    ("price * quantity past int64", lambda s, i, k: order_body(_line(i, quantity=2,
      unit_price=2**62)), "lines.0.quantity"),
     ("total past int64", lambda s, i, k: order_body(_line(i, unit_price=2**62),
      _line(i, unit_price=2**62)), "lines"),
@@ -185,7 +191,9 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("make", "field"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("make", "field"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES]
+)
 def test_a_refused_order_names_the_field_and_writes_nothing(
     shop: Shop, make: Any, field: str
 ) -> None:
@@ -198,7 +206,8 @@ def test_a_refused_order_names_the_field_and_writes_nothing(
     assert r.status_code == 422, r.get_json()
     assert r.mimetype == "application/problem+json"
     problem = r.get_json()
-    assert problem["type"].endswith("/validation") and problem["status"] == 422
+    assert problem["type"].endswith("/validation")
+    assert problem["status"] == 422
     assert field in problem["errors"], problem
     assert shop.written() == before
     assert shop.level(item) == (10, 0)
@@ -270,8 +279,9 @@ def test_a_shortage_refuses_the_order_naming_each_short_line(shop: Shop) -> None
 
 def test_lines_of_one_item_share_its_stock(shop: Shop) -> None:
     a, sku = shop.item(stock=3)
-    r = shop.post(ORDERS, order_body(_line(a, quantity=2), {"sku": sku, "quantity": 2,
-                                                              "unit_price": 1}))
+    r = shop.post(
+        ORDERS, order_body(_line(a, quantity=2), {"sku": sku, "quantity": 2, "unit_price": 1})
+    )
     assert r.status_code == 409
     assert set(r.get_json()["errors"]) == {"lines.0.quantity", "lines.1.quantity"}
     assert shop.level(a) == (3, 0)
@@ -289,7 +299,7 @@ def test_a_backorder_channel_places_the_order_with_the_missing_units_backordered
     assert r.status_code == 201, r.get_json()
     order = r.get_json()
     assert order["channel_id"] == channel
-    assert [l["backordered"] for l in order["lines"]] == [0, 2, 4, 1]
+    assert [ln["backordered"] for ln in order["lines"]] == [0, 2, 4, 1]
     assert [shop.level(x) for x in (a, b, c)] == [(5, 5), (1, 1), (0, 0)]
     held = shop.rows(
         "SELECT l.line_no, r.quantity FROM orders.order_lines l"
@@ -306,9 +316,11 @@ def test_the_channels_location_is_the_default_and_a_given_one_wins(shop: Shop) -
     shop.receive(item, 4, elsewhere)
     channel = shop.channel(location=elsewhere)
     r = shop.post(ORDERS, order_body(_line(item, quantity=3), channel_id=channel))
-    assert r.status_code == 201 and r.get_json()["location_id"] == str(elsewhere)
+    assert r.status_code == 201
+    assert r.get_json()["location_id"] == str(elsewhere)
     r = shop.post(ORDERS, order_body(_line(item), channel_id=channel, location_id=str(shop.main)))
-    assert r.status_code == 201 and r.get_json()["location_id"] == str(shop.main)
+    assert r.status_code == 201
+    assert r.get_json()["location_id"] == str(shop.main)
     assert (shop.level(item, elsewhere), shop.level(item)) == ((4, 3), (2, 1))
 
 
@@ -318,7 +330,8 @@ def test_a_customer_is_matched_by_email_whatever_its_case(shop: Shop) -> None:
     again = order_body(_line(item))
     again["customer"] = {"name": "Ada L.", "email": "ADA@Example.com"}
     second = shop.post(ORDERS, again).get_json()["customer"]
-    assert second == first and shop.count("orders.customers") == 1
+    assert second == first
+    assert shop.count("orders.customers") == 1
 
 
 # -- deduplication ---------------------------------------------------------------------
@@ -332,8 +345,10 @@ def test_the_same_external_id_and_body_is_the_same_order(shop: Shop) -> None:
     # the same body, keys in another order and a default spelled out
     again = {**body, "lines": [{"discount": 0, **_line(item, quantity=2)}], "metadata": {}}
     second = shop.post(ORDERS, dict(reversed(list(again.items()))))
-    assert second.status_code == 200 and second.get_json() == first.get_json()
-    assert shop.count("orders.orders") == 1 and shop.level(item) == (5, 2)
+    assert second.status_code == 200
+    assert second.get_json() == first.get_json()
+    assert shop.count("orders.orders") == 1
+    assert shop.level(item) == (5, 2)
     assert shop.count("webhooks.outbox_events WHERE event_type = 'order.created'") == 1
 
 
@@ -344,7 +359,8 @@ def test_the_same_external_id_with_another_body_is_a_conflict(shop: Shop) -> Non
     assert r.status_code == 409
     assert r.get_json()["type"].endswith("/conflict")
     assert list(r.get_json()["errors"]) == ["external_id"]
-    assert shop.count("orders.orders") == 1 and shop.level(item) == (5, 1)
+    assert shop.count("orders.orders") == 1
+    assert shop.level(item) == (5, 1)
 
 
 def test_external_ids_are_unique_per_channel(shop: Shop) -> None:
@@ -365,11 +381,14 @@ def test_an_idempotency_key_replays_the_placement(shop: Shop) -> None:
     first = shop.post(ORDERS, order_body(_line(item)), key)
     assert first.status_code == 201
     replay = shop.post(ORDERS, order_body(_line(item)), key)
-    assert replay.status_code == 201 and replay.get_json() == first.get_json()
+    assert replay.status_code == 201
+    assert replay.get_json() == first.get_json()
     assert replay.headers["Idempotent-Replayed"] == "true"
     other = shop.post(ORDERS, order_body(_line(item, quantity=2)), key)
-    assert other.status_code == 409 and other.get_json()["type"].endswith("/idempotency-mismatch")
-    assert shop.count("orders.orders") == 1 and shop.level(item) == (5, 1)
+    assert other.status_code == 409
+    assert other.get_json()["type"].endswith("/idempotency-mismatch")
+    assert shop.count("orders.orders") == 1
+    assert shop.level(item) == (5, 1)
 
 
 # -- races -----------------------------------------------------------------------------
@@ -399,10 +418,13 @@ def test_the_last_unit_bought_at_once_goes_to_exactly_one_order(
             return request(url, "POST", ORDERS, body, shop.tenant.headers)
 
         replies = together(BUYERS, buy)
-    assert Counter(r.status for r in replies) == {201: 1, 409: BUYERS - 1}, [r.body for r in replies]
+    assert Counter(r.status for r in replies) == {201: 1, 409: BUYERS - 1}, [
+        r.body for r in replies
+    ]
     assert {r.slug for r in replies if r.status == 409} == {"insufficient-stock"}
     assert shop.level(item) == (1, 1)
-    assert shop.count("orders.orders") == 1 and shop.count("inventory.reservations") == 1
+    assert shop.count("orders.orders") == 1
+    assert shop.count("inventory.reservations") == 1
 
 
 def test_concurrent_duplicates_of_one_external_id_make_one_order(
@@ -414,9 +436,12 @@ def test_concurrent_duplicates_of_one_external_id_make_one_order(
         replies = together(
             BUYERS, lambda _i: request(url, "POST", ORDERS, body, shop.tenant.headers)
         )
-    assert Counter(r.status for r in replies) == {201: 1, 200: BUYERS - 1}, [r.body for r in replies]
+    assert Counter(r.status for r in replies) == {201: 1, 200: BUYERS - 1}, [
+        r.body for r in replies
+    ]
     assert len({r.body["id"] for r in replies}) == 1
-    assert shop.count("orders.orders") == 1 and shop.level(item) == (100, 1)
+    assert shop.count("orders.orders") == 1
+    assert shop.level(item) == (100, 1)
     assert shop.count("orders.customers") == 1
 
 
@@ -441,14 +466,16 @@ def test_another_tenants_rows_are_unknown(
     ]
     for body, field in cases:
         r = shop.post(ORDERS, body)
-        assert r.status_code == 422 and field in r.get_json()["errors"], (field, r.get_json())
+        assert r.status_code == 422, (field, r.get_json())
+        assert field in r.get_json()["errors"], (field, r.get_json())
     got = shop.client.get(f"{ORDERS}/{their_order['id']}", headers=shop.tenant.headers)
     assert got.status_code == 404
     listed = shop.client.get(ORDERS, headers=shop.tenant.headers).get_json()
     assert listed == {"items": [], "next_cursor": None}
     # their external_id is not ours: ours is a new order
     assert shop.post(ORDERS, order_body(_line(mine), external_id="x")).status_code == 201
-    assert other.level(theirs) == (5, 1) and other.count("orders.orders") == 1
+    assert other.level(theirs) == (5, 1)
+    assert other.count("orders.orders") == 1
 
 
 # -- reads -----------------------------------------------------------------------------

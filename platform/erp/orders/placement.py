@@ -119,11 +119,15 @@ def check(cmd: PlaceOrder) -> None:
         gross = line.unit_price * line.quantity
         if gross > INT64_MAX:
             errors[f"lines.{i}.quantity"] = [
-                f"unit_price × quantity exceeds {INT64_MAX}.",
+                f"unit_price * quantity exceeds {INT64_MAX}.",
             ]
         elif line.discount > gross:
-            errors[f"lines.{i}.discount"] = [f"Must not exceed unit_price × quantity ({gross})."]
-    if cmd.shipping is not None and cmd.shipping.tax_code is not None and cmd.shipping.tax is not None:
+            errors[f"lines.{i}.discount"] = [f"Must not exceed unit_price * quantity ({gross})."]
+    if (
+        cmd.shipping is not None
+        and cmd.shipping.tax_code is not None
+        and cmd.shipping.tax is not None
+    ):
         errors["shipping.tax"] = ["Give at most one of tax_code and tax."]
     if errors:
         first = next(iter(errors))

@@ -34,9 +34,7 @@ def get_order(s: Session, order_id: uuid.UUID) -> dict[str, Any]:
     return data
 
 
-def orders_page_json(
-    s: Session, filters: dict[str, Any], cursor: str | None, limit: int
-) -> str:
+def orders_page_json(s: Session, filters: dict[str, Any], cursor: str | None, limit: int) -> str:
     """A page of orders, newest first by (created_at, id), as the list's JSON text
     `{"items": [...], "next_cursor": ...}`."""
     where = [f"o.{name} = :{name}" for name in LIST_FILTERS if filters.get(name) is not None]
@@ -47,7 +45,8 @@ def orders_page_json(
             params["after_id"] = uuid.UUID(raw_id)
         except ValueError:
             raise Problem(
-                "validation", "The cursor is not valid for this list.",
+                "validation",
+                "The cursor is not valid for this list.",
                 errors={"cursor": ["Invalid cursor."]},
             ) from None
         params["after_at"] = after_at
@@ -63,6 +62,9 @@ def orders_page_json(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(LIST_NAME, rows[-1][1], rows[-1][0])
-    return '{"items":[' + ",".join(r[2] for r in rows) + '],"next_cursor":' + (
-        json.dumps(next_cursor) + "}"
+    return (
+        '{"items":['
+        + ",".join(r[2] for r in rows)
+        + '],"next_cursor":'
+        + (json.dumps(next_cursor) + "}")
     )

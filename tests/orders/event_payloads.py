@@ -1,0 +1,41 @@
+"""Real payloads of orders' outbox event types, for the generic schema check of the
+webhooks' event types (tests/webhooks/test_event_schemas.py): `produce(request, client,
+tenant)` makes the domain emit the type in `tenant` through the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import TenantHandle
+from tests.inventory.conftest import pinned
+from tests.orders.placement_support import ORDERS, Shop, order_body
+
+
+def _created(request: pytest.FixtureRequest, client: Any, tenant: TenantHandle) -> None:
+    """Two orders: one plain, one taxed with shipping, a channel, an external id,
+    metadata and a backordered line."""
+    url = request.getfixturevalue("app_url")
+    with pinned(url, tenant.id) as conn:
+        row = conn.execute("SELECT id FROM inventory.locations WHERE is_default").fetchone()
+    assert row is not None
+    shop = Shop(client, tenant, url, row[0])
+    item, sku = shop.item(stock=3)
+    shop.tax_rate("EV", 200_000)
+    channel = shop.channel("backorder")
+    plain = shop.post(ORDERS, order_body({"item_id": item, "quantity": 1, "unit_price": 250}))
+    assert plain.status_code == 201, plain.get_json()
+    full = order_body(
+        {"sku": sku, "quantity": 5, "unit_price": 1999, "discount": 5, "tax_code": "EV"},
+        {"item_id": item, "quantity": 1, "unit_price": 100, "tax": 7},
+        shipping={"amount": 500, "tax_code": "EV"},
+        channel_id=channel,
+        external_id="ev-1",
+        metadata={"source": "events", "n": 1, "gift": True},
+    )
+    r = shop.post(ORDERS, full)
+    assert r.status_code == 201, r.get_json()
+
+
+PRODUCERS = {"order.created": _created}
