@@ -24,3 +24,13 @@ def register(r: Registry) -> None:
             "orders.return_lines",
         ]
     )
+
+    # -- placing and reading orders (placement*.py; policies/orders_place.sql):
+    # EO101 a placement's validation, EO102 an external_id used with another body.
+    from erp.orders import placement_routes
+    from erp.orders.placement import CREATED_EVENT
+
+    r.blueprint(placement_routes.blp)
+    r.sqlstate("EO101", "validation", "The order failed validation.")
+    r.sqlstate("EO102", "conflict", "The external_id is already used.", field="external_id")
+    r.events(CREATED_EVENT)
