@@ -526,3 +526,115 @@ def test_scopes(shop: Shop, client: Any, ops_headers: dict[str, str]) -> None:
     assert client.get(ORDERS, headers=reader.headers).status_code == 200
     nobody = make_tenant(client, ops_headers, scopes=["inventory:read"])
     assert client.get(ORDERS, headers=nobody.headers).status_code == 403
+
+
+# -- the one round trip, the fast load --------------------------------------------------
+
+
+def test_a_placement_without_a_key_is_one_message(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN, the pin, orders.place_order and COMMIT go to PostgreSQL as one message
+    (erp.db's one-flight path); with an Idempotency-Key the call joins the key's
+    transaction instead."""
+    import erp.db
+
+    sent: list[str] = []
+    real = erp.db._one_flight
+
+    def spy(bind: Any, statement: str, params: Any) -> Any:
+        sent.append(statement)
+        return real(bind, statement, params)
+
+    item, _ = shop.item(stock=5)
+    monkeypatch.setattr(erp.db, "_one_flight", spy)
+    assert shop.post(ORDERS, order_body(_line(item))).status_code == 201
+    assert len(sent) == 1
+    assert "orders.place_order" in sent[0]
+    keyed = shop.post(ORDERS, order_body(_line(item)), {"Idempotency-Key": "one-flight"})
+    assert keyed.status_code == 201
+    assert len(sent) == 1
+
+
+def test_a_clean_order_body_takes_the_fast_load_path() -> None:
+    from erp.fields import _compile, _fast_load, _Plan
+    from erp.orders.placement_schemas import OrderIn
+    from tests.core.test_fast_load import marshmallow_load
+
+    schema = OrderIn()
+    body = order_body(
+        {"item_id": str(uuid.uuid4()), "quantity": 2, "unit_price": 100, "tax_code": "STD"},
+        {"sku": "MUG-01", "quantity": 1, "unit_price": 5, "discount": 1, "tax": 0},
+        external_id="x-1",
+        metadata={"a": 1},
+    )
+    plan = _compile(schema)
+    assert isinstance(plan, _Plan)
+    assert _fast_load(plan, body) == marshmallow_load(schema, body)[1]
+
+
+def _order_bodies() -> Any:
+    from hypothesis import strategies as st
+
+    from tests.core.test_fast_load import field, junk, objects, uuids
+
+    amounts = st.integers(min_value=0, max_value=2**63 - 1)
+    lines = objects(
+        {
+            "item_id": field(uuids | st.none(), "not-a-uuid"),
+            "sku": field(st.sampled_from(["MUG-01", "A"]) | st.none(), "", "-x", "x" * 65),
+            "quantity": field(st.integers(min_value=1, max_value=10), 0, -1, 1.5, "2"),
+            "unit_price": field(amounts, -1, 2**63, True),
+            "discount": field(amounts, -1),
+            "tax_code": field(st.sampled_from(["STD"]) | st.none(), "", "a b"),
+            "tax": field(amounts | st.none(), -5),
+        },
+        "quantity",
+        "unit_price",
+    )
+    customers = objects(
+        {
+            "name": field(st.text(min_size=1, max_size=5), "", "x" * 201),
+            "email": field(st.sampled_from(["a@example.com"]), "nope", ""),
+        },
+        "name",
+        "email",
+    )
+    return (
+        objects(
+            {
+                "customer": field(customers, "ada", [None]),
+                "currency": field(st.sampled_from(["USD", "EUR"]), "usd", "XXX"),
+                "lines": field(st.lists(lines, max_size=3), [None], [5]),
+                "shipping": field(
+                    st.none() | st.fixed_dictionaries({"amount": amounts}), {"amount": -1}
+                ),
+                "location_id": field(uuids | st.none(), "x"),
+                "channel_id": field(uuids | st.none(), "x"),
+                "external_id": field(st.text(min_size=1, max_size=4) | st.none(), ""),
+                "metadata": field(
+                    st.dictionaries(st.text(min_size=1, max_size=3), st.integers(), max_size=2)
+                ),
+            },
+            "customer",
+            "currency",
+            "lines",
+        )
+        | junk
+    )
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_the_order_schema_loads_and_refuses_as_marshmallow_does(seed: int) -> None:
+    from hypothesis import given, settings
+
+    from erp.orders.placement_schemas import OrderIn
+    from tests.core.test_fast_load import fast_load, marshmallow_load
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(body=_order_bodies())
+    def check(body: Any) -> None:
+        schema = OrderIn()
+        assert fast_load(schema, body) == marshmallow_load(schema, body)
+
+    check()
