@@ -290,7 +290,9 @@ BEGIN
     END IF;
 
     -- 4. The customer, matched by email (case-insensitive); a concurrent first order of
-    --    the same email waits on the unique index and then finds the winner's row.
+    --    the same email waits on the unique index and then finds the winner's row. The
+    --    same rule as erp.orders.services.customer_for, here so that the placement stays
+    --    one call.
     INSERT INTO orders.customers AS c (id, name, email)
     VALUES (gen_random_uuid(), p_customer_name, p_customer_email)
     ON CONFLICT (tenant_id, lower(email)) DO NOTHING
