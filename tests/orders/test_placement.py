@@ -638,3 +638,31 @@ def test_the_order_schema_loads_and_refuses_as_marshmallow_does(seed: int) -> No
         assert fast_load(schema, body) == marshmallow_load(schema, body)
 
     check()
+
+
+def test_backorders_under_contention_never_reserve_more_than_is_on_hand(
+    shop: Shop, racing_app: ErpFlask
+) -> None:
+    """16 buyers of 3 units each on a backorder channel, 10 on hand: every order is
+    placed, exactly 10 units are reserved, the other 38 are backordered."""
+    item, _ = shop.item(stock=10)
+    other, _ = shop.item(stock=100)
+    channel = shop.channel("backorder")
+    with serve(racing_app) as url:
+
+        def buy(i: int) -> Reply:
+            lines = [_line(item, quantity=3), _line(other)]
+            body = order_body(*(lines if i % 2 else lines[::-1]), channel_id=channel)
+            return request(url, "POST", ORDERS, body, shop.tenant.headers)
+
+        replies = together(BUYERS, buy)
+    assert Counter(r.status for r in replies) == {201: BUYERS}, [r.body for r in replies]
+    backordered = sum(
+        ln["backordered"] for r in replies for ln in r.body["lines"] if ln["item_id"] == item
+    )
+    assert backordered == 3 * BUYERS - 10
+    assert shop.level(item) == (10, 10)
+    assert shop.level(other) == (100, BUYERS)
+    assert (
+        shop.one("SELECT sum(quantity) FROM inventory.reservations WHERE item_id = %s", item) == 10
+    )
