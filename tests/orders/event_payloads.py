@@ -39,3 +39,24 @@ def _created(request: pytest.FixtureRequest, client: Any, tenant: TenantHandle) 
 
 
 PRODUCERS = {"order.created": _created}
+
+
+def _shop(request: pytest.FixtureRequest, client: Any, tenant: TenantHandle) -> Shop:
+    url = request.getfixturevalue("app_url")
+    with pinned(url, tenant.id) as conn:
+        row = conn.execute("SELECT id FROM inventory.locations WHERE is_default").fetchone()
+    assert row is not None
+    return Shop(client, tenant, url, row[0])
+
+
+def _cancelled(request: pytest.FixtureRequest, client: Any, tenant: TenantHandle) -> None:
+    """A confirmed order cancelled with a reason."""
+    shop = _shop(request, client, tenant)
+    item, _ = shop.item(stock=2)
+    r = shop.post(ORDERS, order_body({"item_id": item, "quantity": 2, "unit_price": 300}))
+    assert r.status_code == 201, r.get_json()
+    c = shop.post(f"{ORDERS}/{r.get_json()['id']}/cancel", {"reason": "test"})
+    assert c.status_code == 200, c.get_json()
+
+
+PRODUCERS["order.cancelled"] = _cancelled

@@ -34,3 +34,9 @@ def register(r: Registry) -> None:
     r.sqlstate("EO101", "validation", "The order failed validation.")
     r.sqlstate("EO102", "conflict", "The external_id is already used.", field="external_id")
     r.events(CREATED_EVENT)
+
+    # -- the steps (steps*.py): cancel, fulfil, pay, return; each emits its event
+    from erp.orders import steps, steps_routes
+
+    r.blueprint(steps_routes.blp)
+    r.events(steps.CANCELLED_EVENT)
