@@ -39,4 +39,4 @@ def register(r: Registry) -> None:
     from erp.orders import steps, steps_routes
 
     r.blueprint(steps_routes.blp)
-    r.events(steps.CANCELLED_EVENT)
+    r.events(*steps.STEP_EVENTS)
