@@ -60,3 +60,41 @@ def _cancelled(request: pytest.FixtureRequest, client: Any, tenant: TenantHandle
 
 
 PRODUCERS["order.cancelled"] = _cancelled
+
+
+def _lifecycle(request: pytest.FixtureRequest, client: Any, tenant: TenantHandle) -> None:
+    """A taxed order with shipping: fulfilled in two steps, paid, refunded after a return
+    restocked, and one not restocked."""
+    shop = _shop(request, client, tenant)
+    item, _ = shop.item(stock=5)
+    shop.tax_rate("LC", 100_000)
+    r = shop.post(
+        ORDERS,
+        order_body(
+            {"item_id": item, "quantity": 3, "unit_price": 700, "tax_code": "LC"},
+            shipping={"amount": 300, "tax_code": "LC"},
+        ),
+    )
+    assert r.status_code == 201, r.get_json()
+    order = r.get_json()
+    oid, line = order["id"], order["lines"][0]["id"]
+    for q in (1, 2):
+        f = shop.post(f"{ORDERS}/{oid}/fulfilments", {"lines": [{"line_id": line, "quantity": q}]})
+        assert f.status_code == 201, f.get_json()
+    p = shop.post(
+        f"{ORDERS}/{oid}/payments", {"amount": 2640, "method": "card", "reference": "ch_1"}
+    )
+    assert p.status_code == 201, p.get_json()
+    for restock in (True, False):
+        back = shop.post(
+            f"{ORDERS}/{oid}/returns",
+            {"lines": [{"line_id": line, "quantity": 1}], "restock": restock, "reason": "r"},
+        )
+        assert back.status_code == 201, back.get_json()
+    refund = shop.post(f"{ORDERS}/{oid}/payments", {"amount": -770, "method": "card"})
+    assert refund.status_code == 201, refund.get_json()
+
+
+PRODUCERS["order.fulfilled"] = _lifecycle
+PRODUCERS["order.paid"] = _lifecycle
+PRODUCERS["order.returned"] = _lifecycle
