@@ -232,7 +232,8 @@ def test_backordered_units_ship_from_available_stock_or_409(shop: Shop) -> None:
     r = shop.post(
         f"{ORDERS}/{order['id']}/fulfilments", {"lines": [{"line_id": line, "quantity": 3}]}
     )
-    assert r.status_code == 409 and slug(r) == "insufficient-stock", r.get_json()
+    assert r.status_code == 409, r.get_json()
+    assert slug(r) == "insufficient-stock"
     assert "lines.0.quantity" in r.get_json()["errors"]
     assert step_rows(shop) == before
     assert shop.level(mug) == level
