@@ -425,3 +425,55 @@ def test_steps_racing_on_one_order_never_double_fulfil(shop: Shop, racing_app: E
     assert shop.level(mug) == (8, 0)
     assert role_balance(shop, "accounts_receivable") == 200
     assert len(events(shop, "order.fulfilled")) == 1
+
+
+# -- tenants ---------------------------------------------------------------------------
+
+
+def test_another_tenants_order_is_404_to_every_step_and_list(
+    shop: Shop, client: Any, ops_headers: dict[str, str], app_url: str
+) -> None:
+    mug, _ = shop.item(stock=5)
+    order = place(shop, {"item_id": mug, "quantity": 2, "unit_price": 100})
+    oid, line = order["id"], order["lines"][0]["id"]
+    fulfil(shop, oid, (line, 1))
+    other = new_shop(client, ops_headers, app_url)
+    before = step_rows(shop)
+    lines = {"lines": [{"line_id": line, "quantity": 1}]}
+    for path, body in (
+        ("cancel", {}),
+        ("fulfilments", lines),
+        ("payments", {"amount": 1, "method": "cash"}),
+        ("returns", {**lines, "restock": True}),
+    ):
+        assert other.post(f"{ORDERS}/{oid}/{path}", body).status_code == 404, path
+    for path in ("fulfilments", "payments", "returns"):
+        r = other.client.get(f"{ORDERS}/{oid}/{path}", headers=other.tenant.headers)
+        assert r.status_code == 404, path
+    assert step_rows(shop) == before
+    assert get_order(shop, oid)["lines"][0]["fulfilled"] == 1
+
+
+def test_a_step_refused_on_its_last_line_undoes_the_first(shop: Shop) -> None:
+    mug, _ = shop.item(stock=5)
+    tee, _ = shop.item(stock=1)
+    channel = shop.channel("backorder")
+    order = place(
+        shop,
+        {"item_id": mug, "quantity": 2, "unit_price": 100},
+        {"item_id": tee, "quantity": 3, "unit_price": 100},
+        channel_id=channel,
+    )
+    first, second = (ln["id"] for ln in order["lines"])
+    before, levels = step_rows(shop), (shop.level(mug), shop.level(tee))
+    r = shop.post(
+        f"{ORDERS}/{order['id']}/fulfilments",
+        {"lines": [{"line_id": first, "quantity": 2}, {"line_id": second, "quantity": 3}]},
+    )
+    assert r.status_code == 409, r.get_json()
+    assert list(r.get_json()["errors"]) == ["lines.1.quantity"]
+    assert step_rows(shop) == before
+    assert (shop.level(mug), shop.level(tee)) == levels
+    got = get_order(shop, order["id"])
+    assert [(ln["fulfilled"], ln["backordered"]) for ln in got["lines"]] == [(0, 0), (0, 2)]
+    assert role_balance(shop, "accounts_receivable") == 0
