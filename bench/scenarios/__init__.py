@@ -26,6 +26,7 @@ SCENARIOS: tuple[str, ...] = (
     "webhooks_latency",
     "inventory_hot_sku",
     "inventory_stream",
+    "orders_place",
 )
 
 

@@ -10,4 +10,5 @@ DOMAINS: tuple[str, ...] = (
     "erp.webhooks",
     "erp.ledger",
     "erp.inventory",
+    "erp.orders",
 )

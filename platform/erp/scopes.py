@@ -5,7 +5,8 @@ Later domains add their names here; a key may only be granted scopes listed.
 
 from __future__ import annotations
 
-DOMAINS = ("ledger", "inventory", "orders", "webhooks", "channels", "api_keys", "members")
+#: `orders` covers channels, customers and tax rates too (API.md, Scopes).
+DOMAINS = ("ledger", "inventory", "orders", "webhooks", "api_keys", "members")
 
 ALL_SCOPES: frozenset[str] = frozenset(f"{d}:{a}" for d in DOMAINS for a in ("read", "write"))
 

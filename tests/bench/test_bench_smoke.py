@@ -86,6 +86,17 @@ TINY: dict[str, dict[str, object]] = {
         "rounds": 1,
         "warmup_s": 0.5,
     },
+    "orders_place": {
+        "workers": 1,
+        "clients": 2,
+        "wrk_threads": 1,
+        "pgbench_jobs": 1,
+        "skus": 20,
+        "customers": 10,
+        "seconds": 2.0,
+        "rounds": 1,
+        "warmup_s": 0.5,
+    },
     "ledger_hot_account": {
         "processes": 1,
         "threads": 2,

@@ -18,15 +18,15 @@ ACCOUNTS = "/api/v1/ledger/accounts"
 
 #: The chart of accounts of the issue, as the default template provisions it.
 DEFAULT_CHART = {
-    "1000": ("Cash", "asset", None),
+    "1000": ("Cash", "asset", "cash"),
     "1010": ("Bank", "asset", None),
-    "1100": ("Accounts receivable", "asset", None),
+    "1100": ("Accounts receivable", "asset", "accounts_receivable"),
     "1200": ("Inventory", "asset", "inventory"),
     "2000": ("Accounts payable", "liability", "accounts_payable"),
-    "2100": ("Sales tax payable", "liability", None),
+    "2100": ("Sales tax payable", "liability", "sales_tax_payable"),
     "3000": ("Owner's equity", "equity", None),
     "3100": ("Retained earnings", "equity", "retained_earnings"),
-    "4000": ("Sales revenue", "revenue", None),
+    "4000": ("Sales revenue", "revenue", "sales_revenue"),
     "5000": ("Cost of goods sold", "expense", "cost_of_goods_sold"),
     "5100": ("Inventory adjustments", "expense", "inventory_adjustments"),
     "6000": ("Operating expenses", "expense", None),
@@ -102,7 +102,7 @@ def test_code_is_unique_per_tenant_but_tenants_may_share_it(
         ({"currency": "US"}, "currency"),
         ({"guard": "positive"}, "guard"),
         ({"parent_id": "not-a-uuid"}, "parent_id"),
-        ({"role": "cash"}, "role"),
+        ({"role": "petty_cash"}, "role"),
         ({"colour": "red"}, "colour"),
     ],
 )

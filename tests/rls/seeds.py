@@ -348,6 +348,10 @@ def seed_purchasing(ctx: SeedContext) -> None:
     )
 
 
+# the orders domain's seed lives in its own module; importing it here registers it after
+# the inventory seeds whose facts it uses
+from tests.rls import seeds_orders  # noqa: E402, F401
+
 # -- running them, and the check that they cover the catalog ---------------------------
 
 

@@ -101,6 +101,21 @@ BY_ID: dict[str, tuple[str, str, Any]] = {
         None,
     ),
     "get count": ("GET", "/api/v1/inventory/counts/{inventory.count_id}", None),
+    # orders: tax rates, customers, channels (erp/orders/routes.py)
+    "get tax rate": ("GET", "/api/v1/tax-rates/{orders.rate_id}", None),
+    "archive tax rate": (
+        "PATCH",
+        "/api/v1/tax-rates/{orders.rate_id}",
+        {"name": "stolen", "archived": True},
+    ),
+    "get customer": ("GET", "/api/v1/customers/{orders.customer_id}", None),
+    "get channel": ("GET", "/api/v1/channels/{orders.channel_id}", None),
+    "edit channel": (
+        "PATCH",
+        "/api/v1/channels/{orders.channel_id}",
+        {"name": "stolen", "on_shortage": "backorder", "location_id": None, "archived": True},
+    ),
+    "rotate channel secret": ("POST", "/api/v1/channels/{orders.channel_id}/rotate-secret", None),
 }
 
 
@@ -204,6 +219,26 @@ LISTS = {
         "id",
         "SELECT id FROM inventory.counts WHERE tenant_id = :t",
     ),
+    "tax rates": (
+        "/api/v1/tax-rates?limit=200",
+        "id",
+        "SELECT id FROM orders.tax_rates WHERE tenant_id = :t",
+    ),
+    "customers": (
+        "/api/v1/customers?limit=200",
+        "id",
+        "SELECT id FROM orders.customers WHERE tenant_id = :t",
+    ),
+    "customer by email": (
+        "/api/v1/customers?email=ADA@example.com",
+        "id",
+        "SELECT id FROM orders.customers WHERE tenant_id = :t AND email = 'ada@example.com'",
+    ),
+    "channels": (
+        "/api/v1/channels?limit=200",
+        "id",
+        "SELECT id FROM orders.channels WHERE tenant_id = :t",
+    ),
 }
 
 
@@ -253,6 +288,9 @@ def test_malformed_key_id_is_a_422(client: Any, tenant: TenantHandle, method: st
         "/api/v1/ledger/accounts",
         "/api/v1/ledger/transactions",
         "/api/v1/inventory/purchase-orders",
+        "/api/v1/tax-rates",
+        "/api/v1/customers",
+        "/api/v1/channels",
     ],
 )
 def test_another_tenants_list_cursor_is_refused(client: Any, seeded: Seeded, path: str) -> None:

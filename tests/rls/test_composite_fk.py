@@ -23,6 +23,7 @@ from erp.db import TENANT_SCHEMAS, sqlstate
 from erp.migrate import policy_sql
 from tests.rls.audit import audit
 from tests.rls.conftest import Seeded, attempt, in_tenant, snapshot
+from tests.rls.fk_attacks_orders import ORDERS_DEFERRED_KEYS, ORDERS_FK_ATTACKS
 
 SCHEMA = "inventory"
 
@@ -412,6 +413,9 @@ FK_ATTACKS.update(
 )
 
 
+FK_ATTACKS.update(ORDERS_FK_ATTACKS)
+
+
 def test_every_foreign_key_erp_app_can_exercise_is_attacked(app_engine: Engine) -> None:
     with app_engine.connect() as conn:
         keys = conn.execute(
@@ -434,8 +438,9 @@ def test_every_foreign_key_erp_app_can_exercise_is_attacked(app_engine: Engine) 
 
 #: Keys checked at commit (a move's or receipt's ledger transaction, posted after it):
 #: the attack makes them immediate, so the check runs at the attacking statement.
-DEFERRED_KEYS = frozenset(
-    {"inventory.stock_moves(transaction_id)", "inventory.po_receipts(transaction_id)"}
+DEFERRED_KEYS = (
+    frozenset({"inventory.stock_moves(transaction_id)", "inventory.po_receipts(transaction_id)"})
+    | ORDERS_DEFERRED_KEYS
 )
 
 

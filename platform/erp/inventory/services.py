@@ -236,6 +236,58 @@ def record_move(s: Session, cmd: NewMove) -> MoveView:
     )
 
 
+_STEP_MOVE = """
+    SELECT value FROM inventory.apply_move(
+        %(id)s, %(kind)s, %(item_id)s, %(quantity)s, %(from)s, %(to)s, %(unit_cost)s,
+        NULL, NULL, NULL, %(source_type)s, %(source_id)s, %(tx)s, 0, %(prefix)s, 'quantity')
+"""
+
+
+def step_move(
+    s: Session,
+    *,
+    kind: str,
+    item_id: uuid.UUID,
+    quantity: int,
+    location_id: uuid.UUID,
+    source_type: str,
+    source_id: uuid.UUID,
+    transaction_id: uuid.UUID,
+    unit_cost: int | None = None,
+    field_prefix: str = "",
+) -> tuple[uuid.UUID, int]:
+    """An order step's move (`issue` from available stock, or a return's `receipt` at
+    `unit_cost`), NOT posted: it returns (move id, value) and the step posts the value
+    in its one combined transaction, `transaction_id`, in this database transaction.
+    Short stock: 409 `insufficient-stock` naming `<field_prefix>quantity`."""
+    move_id = uuid.uuid4()
+    params = {
+        "id": move_id,
+        "kind": kind,
+        "item_id": item_id,
+        "quantity": quantity,
+        "from": location_id if kind == "issue" else None,
+        "to": location_id if kind == "receipt" else None,
+        "unit_cost": unit_cost,
+        "source_type": source_type,
+        "source_id": source_id,
+        "tx": transaction_id,
+        "prefix": field_prefix,
+    }
+    try:
+        (value,) = call_one(s, _STEP_MOVE, params)
+    except DBAPIError as exc:
+        if (problem := refusal(exc)) is not None:
+            raise problem from exc
+        raise
+    return move_id, int(value)
+
+
+def stock_currency(s: Session) -> str | None:
+    """The tenant's stock (base) currency; None before inventory is provisioned."""
+    return queries.currency(s)
+
+
 # -- valuation --------------------------------------------------------------------------
 
 

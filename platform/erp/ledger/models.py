@@ -22,13 +22,17 @@ ACCOUNT_TYPES = ("asset", "liability", "equity", "revenue", "expense")
 DEBIT_NORMAL = frozenset({"asset", "expense"})
 GUARDS = ("none", "non_negative")
 #: Account roles: the one account per role and currency the system posts to
-#: (retained_earnings: year-end closing; the others: inventory postings, API.md).
+#: (retained_earnings: year-end closing; the others: inventory and order postings, API.md).
 ROLES = (
     "retained_earnings",
     "inventory",
     "accounts_payable",
     "cost_of_goods_sold",
     "inventory_adjustments",
+    "accounts_receivable",
+    "sales_revenue",
+    "sales_tax_payable",
+    "cash",
 )
 STATUSES = ("pending", "posted", "voided")
 

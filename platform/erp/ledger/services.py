@@ -19,13 +19,13 @@ from erp import jsontext
 from erp.db import call_one, pg_array
 from erp.errors import Problem, field_problem, refusal
 from erp.ledger import periods, queries
+from erp.ledger.commands import EntryIn as EntryIn  # re-exported for other domains
 from erp.ledger.commands import (
-    EntryIn,
     EntryView,
     NewAccount,
-    PostTransaction,
     TransactionView,
 )
+from erp.ledger.commands import PostTransaction as PostTransaction  # re-exported
 from erp.ledger.models import Account, Transaction
 from erp.webhooks import services as outbox
 
@@ -145,8 +145,12 @@ def post_transaction(
     kind: str = "standard",
     reverses_id: uuid.UUID | None = None,
     adjusts_id: uuid.UUID | None = None,
+    tx_id: uuid.UUID | None = None,
 ) -> TransactionView:
     """Post (or hold, with status "pending") a balanced transaction.
+
+    `tx_id` is the transaction's id when the caller named it beforehand (an order step's
+    stock moves reference the transaction that carries their cost).
 
     The schemas checked the shape; PostgreSQL judges the rest and refuses with a named
     SQLSTATE (EL001 unbalanced, EL002 period-closed, EL004 validation, EL005
@@ -159,7 +163,7 @@ def post_transaction(
     # text does, and as PostgreSQL orders uuid.
     order = sorted(range(len(entries)), key=lambda i: (entries[i].account_id, entries[i].amount))
     view = TransactionView(
-        id=uuid.uuid4(),
+        id=tx_id or uuid.uuid4(),
         description=cmd.description,
         status=cmd.status,
         kind=kind,
@@ -305,6 +309,11 @@ def reverse(s: Session, tx_id: uuid.UUID, effective_at: datetime | None = None) 
 
 
 # -- for other domains ----------------------------------------------------------------
+
+
+def role_account_id(s: Session, role: str, currency: str) -> uuid.UUID | None:
+    """The account holding `role` in `currency` (None: no such account)."""
+    return s.scalar(select(Account.id).where(Account.role == role, Account.currency == currency))
 
 
 def role_balance(s: Session, role: str, currency: str, as_of: datetime | None = None) -> int | None:

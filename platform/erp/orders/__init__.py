@@ -1,0 +1,42 @@
+"""Orders: tax rates, customers, sales channels, orders and their steps (fulfilments,
+payments, returns), and the shops' inbound messages. Tables: migration 0014."""
+
+from __future__ import annotations
+
+from erp.registry import Registry
+
+
+def register(r: Registry) -> None:
+    from erp.orders import routes
+
+    # tax rates, customers, channels (routes.py); placement and intake add their own
+    r.blueprint(routes.blp)
+    r.usage_count("orders", "SELECT count(*) FROM orders.orders")
+    r.usage_count("orders_channels", "SELECT count(*) FROM orders.channels")
+    r.encrypted("orders.channels", "secret")
+    r.encrypted("orders.channels", "previous_secret")
+    r.catalog(
+        append_only=[
+            "orders.fulfilments",
+            "orders.fulfilment_lines",
+            "orders.payments",
+            "orders.returns",
+            "orders.return_lines",
+        ]
+    )
+
+    # -- placing and reading orders (placement*.py; policies/orders_place.sql):
+    # EO101 a placement's validation, EO102 an external_id used with another body.
+    from erp.orders import placement_routes
+    from erp.orders.placement import CREATED_EVENT
+
+    r.blueprint(placement_routes.blp)
+    r.sqlstate("EO101", "validation", "The order failed validation.")
+    r.sqlstate("EO102", "conflict", "The external_id is already used.", field="external_id")
+    r.events(CREATED_EVENT)
+
+    # -- the steps (steps*.py): cancel, fulfil, pay, return; each emits its event
+    from erp.orders import steps, steps_routes
+
+    r.blueprint(steps_routes.blp)
+    r.events(*steps.STEP_EVENTS)
