@@ -25,7 +25,7 @@ def settings_for(db: ScratchDatabase, redis_url: str, **changes: Any) -> Setting
         queue_prefix=f"erp-bench-{uuid.uuid4().hex[:8]}",
         # The limiter runs (its cost is part of every request) but never refuses
         # the load generator.
-        rate_limits=RateLimits(*["10000000/minute"] * 3),
+        rate_limits=RateLimits(*["10000000/minute"] * 4),
         # A domain stores secrets (webhook signing secrets): the API and the workers
         # refuse to start without keys.
         encryption_keys=(generate_key(),),

@@ -27,6 +27,7 @@ SCENARIOS: tuple[str, ...] = (
     "inventory_hot_sku",
     "inventory_stream",
     "orders_place",
+    "orders_inbound",
 )
 
 

@@ -35,7 +35,7 @@ class SettingsError(ValueError):
 
 
 #: Rate-limit scopes: a key's own requests, all keys of one tenant, one operator token.
-RATE_LIMIT_SCOPES = ("key", "tenant", "operator")
+RATE_LIMIT_SCOPES = ("key", "tenant", "operator", "channel")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class RateLimits:
     key: str | None = "1200/minute"
     tenant: str | None = "6000/minute"
     operator: str | None = "1200/minute"
+    #: verified messages per sales channel (/hooks/v1/channels/{id}/orders)
+    channel: str | None = "1200/minute"
 
     @classmethod
     def parse(cls, raw: str, name: str = "RATE_LIMITS") -> RateLimits:
@@ -55,7 +57,7 @@ class RateLimits:
 
         raw = raw.strip()
         if raw.lower() == "off":
-            return cls(key=None, tenant=None, operator=None)
+            return cls(key=None, tenant=None, operator=None, channel=None)
         values: dict[str, str | None] = {}
         for part in filter(None, (p.strip() for p in raw.split(";"))):
             scope, eq, value = (s.strip() for s in part.partition("="))

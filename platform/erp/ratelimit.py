@@ -52,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
@@ -248,8 +248,11 @@ _Count = tuple[_Limit, int, int]
 class Limiter:
     """The scopes of one app, its Redis script and its fallback state."""
 
-    def __init__(self, scopes: list[_Scope], redis_url: str) -> None:
+    def __init__(
+        self, scopes: list[_Scope], redis_url: str, channel_limits: tuple[_Limit, ...] = ()
+    ) -> None:
         self.scopes = scopes
+        self.channel_limits = channel_limits
         try:
             # No retries: a retry is another timeout a request would wait for;
             # a failed call falls back to memory and Redis is tried again later.
@@ -281,6 +284,14 @@ class Limiter:
             ident = scope.identify(principal)
             if ident is not None:
                 counted.extend((limit, ident) for limit in scope.limits)
+        return self._decide(counted)
+
+    def check_channel(self, channel_id: str) -> Response | None:
+        """Count one verified message to a sales channel (`channel` limits); a 429
+        over one. The hook has no principal: its route calls this itself."""
+        return self._decide([(limit, channel_id) for limit in self.channel_limits])
+
+    def _decide(self, counted: list[tuple[_Limit, str]]) -> Response | None:
         if not counted:
             return None
         if self.failures and time.monotonic() < self.redis_down_until:
@@ -417,13 +428,29 @@ def add_headers(response: Response) -> Response:
     return response
 
 
+def _channel_limits(settings: Settings) -> tuple[_Limit, ...]:
+    rate = settings.rate_limits.channel
+    if not rate:
+        return ()
+    prefix = settings.queue_prefix
+    return tuple(_Limit.of("channel", "this channel", i, prefix) for i in parse_many(rate))
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     """Install the limiter; call after `erp.http.install_request_hooks` (it needs the
     principal). Nothing is installed when every scope is off."""
     scopes = _scopes(settings)
-    if not scopes:
+    channel_limits = _channel_limits(settings)
+    if not scopes and not channel_limits:
         return
-    limiter = Limiter(scopes, settings.redis_url)
+    limiter = Limiter(scopes, settings.redis_url, channel_limits)
     app.extensions[_EXTENSION] = limiter
-    app.before_request(limiter.check)
+    if scopes:
+        app.before_request(limiter.check)
     app.after_request(add_headers)
+
+
+def check_channel(channel_id: str) -> Response | None:
+    """The `channel` limit for one verified inbound message (a 429), or None."""
+    limiter: Limiter | None = current_app.extensions.get(_EXTENSION)
+    return None if limiter is None else limiter.check_channel(channel_id)

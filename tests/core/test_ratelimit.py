@@ -37,7 +37,9 @@ def limited(make_app: AppFactory, redis_url: str | None = None, **rates: str | N
     """An app whose limits are `rates` (scopes not named are off); its own counter
     namespace, so no other test's requests count against it."""
     changes: dict[str, Any] = {
-        "rate_limits": RateLimits(**{"key": None, "tenant": None, "operator": None, **rates}),
+        "rate_limits": RateLimits(
+            **{"key": None, "tenant": None, "operator": None, "channel": None, **rates}
+        ),
         "queue_prefix": f"erp-test-rl-{uuid.uuid4().hex[:8]}",
     }
     if redis_url is not None:
@@ -323,7 +325,7 @@ def test_settings_read_rate_limits_and_name_the_variable_when_malformed(
     assert rates == RateLimits(key="20/second,600/minute", tenant=None, operator="1200/minute")
     assert RateLimits.parse(rates.spec()) == rates
     monkeypatch.setenv("RATE_LIMITS", "off")
-    assert Settings.from_env().rate_limits == RateLimits(None, None, None)
+    assert Settings.from_env().rate_limits == RateLimits(None, None, None, None)
     monkeypatch.delenv("RATE_LIMITS")
     assert Settings.from_env().rate_limits == RateLimits()
     for bad in ("key", "user=5/minute", "key=lots", "key=0/minute", "key=1/minute;key=2/minute"):

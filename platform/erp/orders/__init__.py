@@ -3,6 +3,8 @@ payments, returns), and the shops' inbound messages. Tables: migration 0014."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from erp.registry import Registry
 
 
@@ -34,6 +36,21 @@ def register(r: Registry) -> None:
     r.sqlstate("EO101", "validation", "The order failed validation.")
     r.sqlstate("EO102", "conflict", "The external_id is already used.", field="external_id")
     r.events(CREATED_EVENT)
+
+    # -- intake from shops (intake*.py, jobs.py; policies/orders_intake.sql): the hook
+    # (a plain blueprint: no API key, outside the OpenAPI document), the inbound list,
+    # and the sweep that enqueues messages Redis lost or never queued.
+    from erp.orders import intake_routes
+
+    r.pages(intake_routes.hooks)
+    r.blueprint(intake_routes.blp)
+    r.every(timedelta(seconds=5), "erp.orders.jobs.sweep", name="orders.sweep", queue="orders")
+    r.catalog(
+        definers={
+            "app.inbound_channel(uuid)": "erp_auth",
+            "app.tenants_with_inbound_to_sweep(interval,integer)": "erp_auth",
+        }
+    )
 
     # -- the steps (steps*.py): cancel, fulfil, pay, return; each emits its event
     from erp.orders import steps, steps_routes

@@ -1,0 +1,120 @@
+"""Intake from shops: `POST /hooks/v1/channels/{id}/orders` (API.md, Sales channels) and
+the inbound list of a channel under /api/v1 (API.md, Orders: Channels). Thin: parse,
+call the services of erp/orders/intake.py, shape the reply.
+
+The hook is a plain Flask blueprint (`Registry.pages`): it takes no API key, so it is
+outside the OpenAPI document of `/api/v1` (docs/orders.md documents it).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, g, request
+from flask.views import MethodView
+
+from erp.db import current_tenant, one_flight_scope, one_flight_state
+from erp.errors import Problem, problem_response
+from erp.extensions import Blueprint, db
+from erp.fields import parse_uuid
+from erp.http import json_response
+from erp.idempotency import idempotent
+from erp.jobs import call_after_commit
+from erp.orders import intake
+from erp.orders import intake_schemas as schemas
+from erp.principals import requires_scope
+from erp.ratelimit import check_channel
+
+hooks = FlaskBlueprint("orders_hooks", __name__, url_prefix="/hooks/v1")
+
+_UNAUTHORIZED = "The message's signature cannot be verified for this channel."
+
+
+def _refuse(channel_id: Any) -> Response:
+    """401, alike for every reason (nothing says whether the channel exists)."""
+    intake.count_rejected(channel_id)
+    return problem_response(Problem("unauthorized", _UNAUTHORIZED))
+
+
+def _kick(tenant: Any) -> None:
+    intake.kick(tenant)
+
+
+@hooks.route("/channels/<channel_id>/orders", methods=["POST"])
+def receive_order(channel_id: str) -> Response:
+    """A shop's message: verified, stored raw, answered 202; a job makes the order."""
+    cid = intake.parse_channel_id(channel_id)
+    auth = intake.lookup_channel(cid) if cid is not None else None
+    if auth is None:
+        return _refuse(None)
+    body = request.get_data(cache=False)
+    verified = intake.verify(auth, request.headers, body, intake.now())
+    if verified is None:
+        return _refuse(auth.channel_id)
+    limited = check_channel(str(auth.channel_id))
+    if limited is not None:
+        return limited
+    g.ctx_tokens.append(current_tenant.set(auth.tenant_id))  # reset at teardown
+    text, error = intake.decode_body(body)
+    with one_flight_scope():
+        stored = intake.store(db.session, auth, verified, text, error)
+        alone = one_flight_state.get() == "committed"
+    if stored.created and stored.status == "received":
+        if alone:  # the insert was its own transaction, committed already
+            intake.kick(auth.tenant_id)
+        else:
+            call_after_commit(db.session, partial(_kick, auth.tenant_id))
+    answer = {"id": str(stored.id), "status": stored.status}
+    return json_response(answer, 202 if stored.created else 200)
+
+
+blp = Blueprint(
+    "orders_intake",
+    __name__,
+    url_prefix="/api/v1/channels",
+    description="Orders: the messages shops sent to a channel",
+)
+
+
+@blp.route("/<channel_id>/inbound")
+class InboundMessages(MethodView):
+    @requires_scope("orders:read")
+    @blp.arguments(schemas.InboundListArgs, location="query")
+    @blp.response(200, schemas.InboundPage)
+    def get(self, args: dict[str, Any], channel_id: str) -> dict[str, Any]:
+        """The channel's inbound messages, newest first (`?status=`)."""
+        page = intake.messages_page(
+            db.session,
+            parse_uuid(channel_id, "channel_id"),
+            args["status"],
+            args["cursor"],
+            args["limit"],
+        )
+        items = [intake.message_view(m) for m in page.items]
+        return {"items": items, "next_cursor": page.next_cursor}
+
+
+@blp.route("/<channel_id>/inbound/<message_id>")
+@requires_scope("orders:read")
+@blp.response(200, schemas.InboundWithBodyOut)
+def get_message(channel_id: str, message_id: str) -> dict[str, Any]:
+    """One inbound message, with the raw `body` received."""
+    m = intake.get_message(
+        db.session, parse_uuid(channel_id, "channel_id"), parse_uuid(message_id, "message_id")
+    )
+    return intake.message_view(m, with_body=True)
+
+
+@blp.route("/<channel_id>/inbound/<message_id>/retry", methods=["POST"])
+@requires_scope("orders:write")
+@idempotent
+@blp.response(202, schemas.InboundOut)
+def retry_message(channel_id: str, message_id: str) -> dict[str, Any]:
+    """Process a `failed` message again (after the catalog or mapping is fixed); any
+    other status is 409."""
+    m = intake.retry(
+        db.session, parse_uuid(channel_id, "channel_id"), parse_uuid(message_id, "message_id")
+    )
+    return intake.message_view(m)
