@@ -97,13 +97,22 @@ _CLAIM = text("""
          ORDER BY m.next_attempt_at, m.id
          LIMIT :limit
          FOR UPDATE OF m SKIP LOCKED
+    ), leased AS (  -- by primary key, whatever the statistics say (see below)
+        UPDATE webhooks.messages m
+           SET lease_until = now() + CAST(:lease AS interval), updated_at = now()
+         WHERE m.id = ANY(ARRAY(SELECT id FROM picked))
+        RETURNING m.id, m.event_id
     )
-    UPDATE webhooks.messages m
-       SET lease_until = now() + CAST(:lease AS interval), updated_at = now()
-      FROM picked, webhooks.outbox_events o
-     WHERE m.id = picked.id AND o.id = m.event_id
-    RETURNING m.id, m.event_id, o.event_type, o.occurred_at, o.payload
+    SELECT l.id, l.event_id, o.event_type, o.occurred_at, o.payload
+      FROM leased l
+     CROSS JOIN LATERAL (SELECT e.event_type, e.occurred_at, e.payload
+                           FROM webhooks.outbox_events e WHERE e.id = l.event_id LIMIT 1) o
 """)
+#: The lease and the events' bodies are read by primary key, one probe per claimed row:
+#: as a join (UPDATE ... FROM picked, outbox_events), statistics taken while the tables
+#: were small let the planner scan the tenant's every message and event once per
+#: claimed row (auto_explain in webhooks_latency: 38 ms, 2,742 buffers per claim after
+#: 20 s at 200 events/s, growing with the tenant's history; now ~0.5 ms).
 _LOCK_ENDPOINT = text(
     "SELECT pg_advisory_xact_lock(hashtextextended("
     "current_setting('app.tenant_id') || '/webhook-endpoint/' || :endpoint, 0))"
