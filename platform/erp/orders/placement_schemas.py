@@ -85,7 +85,6 @@ class OrderLineOut(ma.Schema):
     sku = ma.fields.String()
     quantity = ma.fields.Integer()
     unit_price = ma.fields.Integer()
-    discount = ma.fields.Integer()
     tax_code = ma.fields.String(allow_none=True)
     subtotal = ma.fields.Integer()
     tax = ma.fields.Integer()
