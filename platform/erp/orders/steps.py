@@ -58,6 +58,17 @@ def share(amount: int, units: int, quantity: int) -> int:
     return (2 * amount * units + quantity) // (2 * quantity)
 
 
+def units_share(line: OrderLine, before: int, after: int) -> tuple[int, int]:
+    """The line's subtotal and tax for its units `before` < u <= `after`: the cumulative
+    share less what earlier steps booked, so a whole line books exactly its totals
+    (API.md, Steps). Fulfilments count `fulfilled`, returns `returned`."""
+
+    def part(amount: int) -> int:
+        return share(amount, after, line.quantity) - share(amount, before, line.quantity)
+
+    return part(line.subtotal), part(line.tax)
+
+
 def _emit(s: Session, event_type: str, payload: dict[str, Any]) -> None:
     from erp.webhooks import services as outbox
 
@@ -219,6 +230,21 @@ class _Entries:
         return tx_id
 
 
+def _sales_entries(
+    s: Session, currency: str, base: str, revenue: int, tax: int, cost: int, sign: int
+) -> _Entries:
+    """A fulfilment's posting (sign 1): Dr accounts_receivable revenue + tax, Cr
+    sales_revenue and sales_tax_payable (the order's currency), Dr cost_of_goods_sold,
+    Cr inventory at cost (base currency). A return's is its mirror (sign -1)."""
+    entries = _Entries(s)
+    entries.add("accounts_receivable", sign * (revenue + tax), currency)
+    entries.add("sales_revenue", -sign * revenue, currency)
+    entries.add("sales_tax_payable", -sign * tax, currency)
+    entries.add("cost_of_goods_sold", sign * cost, base)
+    entries.add("inventory", -sign * cost, base)
+    return entries
+
+
 def _base_currency(s: Session) -> str:
     cur = inventory.stock_currency(s)
     if cur is None:
@@ -305,10 +331,7 @@ def fulfil_order(s: Session, order_id: uuid.UUID, wanted: Sequence[StepLine]) ->
     rows: list[FulfilmentLine] = []
     for k, (_, line, n, _) in enumerate(parts):
         before, after = line.fulfilled, line.fulfilled + n
-        sub = share(line.subtotal, after, line.quantity) - share(
-            line.subtotal, before, line.quantity
-        )
-        tx = share(line.tax, after, line.quantity) - share(line.tax, before, line.quantity)
+        sub, tx = units_share(line, before, after)
         move_id, value = moved[k]
         rows.append(
             FulfilmentLine(
@@ -332,13 +355,9 @@ def fulfil_order(s: Session, order_id: uuid.UUID, wanted: Sequence[StepLine]) ->
         ship_sub, ship_tax = order.shipping_subtotal, order.shipping_tax
         order.shipping_booked = True
 
-    cur = order.currency
-    entries = _Entries(s)
-    entries.add("accounts_receivable", subtotal + tax + ship_sub + ship_tax, cur)
-    entries.add("sales_revenue", -(subtotal + ship_sub), cur)
-    entries.add("sales_tax_payable", -(tax + ship_tax), cur)
-    entries.add("cost_of_goods_sold", cost, base)
-    entries.add("inventory", -cost, base)
+    entries = _sales_entries(
+        s, order.currency, base, subtotal + ship_sub, tax + ship_tax, cost, sign=1
+    )
     posted = entries.post(
         tx_id,
         "Order fulfilment",
@@ -503,10 +522,7 @@ def return_order(
     rows: list[ReturnLine] = []
     for k, (i, line, n) in enumerate(picked):
         before, after = line.returned, line.returned + n
-        sub = share(line.subtotal, after, line.quantity) - share(
-            line.subtotal, before, line.quantity
-        )
-        tx = share(line.tax, after, line.quantity) - share(line.tax, before, line.quantity)
+        sub, tx = units_share(line, before, after)
         remaining = _issued_cost(s, line.id)
         unit_cost = min(share(remaining, 1, line.fulfilled - line.returned), remaining // n)
         move_id = None
@@ -542,13 +558,7 @@ def return_order(
         )
         line.returned = after
         subtotal, tax = subtotal + sub, tax + tx
-    cur = order.currency
-    entries = _Entries(s)
-    entries.add("sales_revenue", subtotal, cur)
-    entries.add("sales_tax_payable", tax, cur)
-    entries.add("accounts_receivable", -(subtotal + tax), cur)
-    entries.add("inventory", restocked, base)
-    entries.add("cost_of_goods_sold", -restocked, base)
+    entries = _sales_entries(s, order.currency, base, subtotal, tax, restocked, sign=-1)
     posted = entries.post(
         tx_id, "Order return", {"order_id": str(order.id), "return_id": str(return_id)}
     )
