@@ -28,6 +28,7 @@ from erp import jsontext, logs
 from erp.context import current_actor, current_request_id
 from erp.db import backoff, current_db_role, current_tenant, is_retryable, one_flight_scope
 from erp.errors import Problem
+from erp.inputs import is_raw_intake
 from erp.registry import registry
 
 log = logging.getLogger("erp.http")
@@ -169,7 +170,7 @@ def _check_body() -> None:
     if (
         has_body
         and request.mimetype != "application/json"
-        and not request.path.startswith("/hooks/")
+        and not is_raw_intake()
         and not (request.mimetype == "application/x-www-form-urlencoded" and _is_page())
     ):
         raise Problem("unsupported-media-type", "Send the body as application/json.")

@@ -226,13 +226,22 @@ def json_body() -> Any:
     return cached
 
 
+#: The sales channels' intake (API.md, Sales channels: /hooks/v1): a shop's message is
+#: taken as sent, any content type, no field checks (any channel id it cannot verify is
+#: 401, and a verified body is stored as received, whatever it holds).
+RAW_INTAKE_PREFIX = "/hooks/"
+
+
+def is_raw_intake() -> bool:
+    """Whether this request is a shop's message, exempt from the JSON input checks."""
+    return request.path.startswith(RAW_INTAKE_PREFIX)
+
+
 def check_request() -> None:
     """before_request: refuse bad path parameters, query parameters and JSON bodies."""
     if request.routing_exception is not None:
         return  # 404/405 follows; there is no field to name
-    if request.path.startswith("/hooks/"):
-        # A shop's message: any channel id it cannot verify is 401, and a verified body
-        # is stored as received, whatever it holds (API.md, Sales channels).
+    if is_raw_intake():
         return
     wsgi = request.environ
     errors = path_errors(wsgi.get("PATH_INFO", ""), request.view_args or {})
