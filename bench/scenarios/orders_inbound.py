@@ -38,6 +38,7 @@ from bench import wrk
 from bench.apps import provision, serve_default_threads, server_env, services, settings_for
 from bench.core import Check, Context, Ratio, Result, Scenario
 from bench.scenarios.inventory_moves_api import ID_PREFIX, _load_items, _pgbench
+from bench.scenarios.ledger_post_api import _profile
 from bench.scenarios.ledger_workers import pgbench_binary, round_orders
 from bench.scenarios.webhooks_delivery import processes
 from bench.servers import scratch_database
@@ -282,6 +283,8 @@ def run(ctx: Context) -> Result:
                     ctx.log(f"{name}: {rate:,.0f} webhooks/s")
             stored = _count(db.owner_url, tenant, "webhook_id LIKE 'msg_%'") - stored_before
             ctx.log(f"{before} before; {stored:,} stored by the hook in the measured rounds")
+            prof = _profile(ctx, server, lambda: load(p["profile_s"]), p["profile_s"])
+            _empty_queue(settings)
             # -- end to end: workers on, paced senders. The accept rounds' messages (one
             # body, thousands of ids) are set aside first: drained oldest first, they
             # would be a backlog ahead of every measured message.
@@ -363,9 +366,16 @@ def run(ctx: Context) -> Result:
                 f"{len(latencies):,} processed of {sent:,} sent",
             ),
         ],
-        {"server_log_tail": log_tail},
-        [f"cores: {os.cpu_count()}; e2e workers: `erp worker` with its default threads"],
+        {"server_log_tail": log_tail, "profile": prof.as_dict()},
+        [
+            f"cores: {os.cpu_count()}; e2e workers: `erp worker` with its default threads",
+            *prof.lines(_PROFILE_TITLE),
+        ],
+        summary=prof.lines(_PROFILE_TITLE),
     )
+
+
+_PROFILE_TITLE = "CPU profile of one API worker under the 202 load (py-spy, GIL samples)"
 
 
 SCENARIO = Scenario(
@@ -389,8 +399,16 @@ SCENARIO = Scenario(
         "senders": 8,
         "worker_start_s": 4.0,
         "log_level": "INFO",
+        "profile_s": 10.0,
         "seed": 17,
     },
-    quick={"seconds": 6.0, "rounds": 2, "warmup_s": 1.0, "e2e_seconds": 8.0, "signed": 20_000},
+    quick={
+        "seconds": 6.0,
+        "rounds": 2,
+        "warmup_s": 1.0,
+        "e2e_seconds": 8.0,
+        "signed": 20_000,
+        "profile_s": 3.0,
+    },
     needs=("wrk",),
 )

@@ -274,6 +274,65 @@ def test_channels_that_cannot_take_messages_are_answered_alike(
         assert s.count("orders.inbound_messages") == 0
 
 
+def test_what_a_process_knows_of_a_channel_never_outlives_the_channel(
+    client: Any, ops_headers: dict[str, str], app_url: str
+) -> None:
+    """The hook keeps each channel's last lookup to skip a round trip; the insert
+    checks the channel still answers the same, so a rotation, an archive or a
+    suspension after a message was taken applies to the very next message."""
+    shop = new_shop(client, ops_headers, app_url)
+    channel = generic_channel(shop)
+    cid = uuid.UUID(channel[0])
+    assert send(shop, channel, order_body(a_line("X"), external_id="1")).status_code == 202
+    assert intake.known_channel(cid) is not None  # the next message skips the lookup
+    assert send(shop, channel, order_body(a_line("X"), external_id="2")).status_code == 202
+    # rotated elsewhere: the new secret is taken at once, the old one for 24 h
+    r = shop.post(f"/api/v1/channels/{channel[0]}/rotate-secret", {})
+    new = (channel[0], r.get_json()["signing_secret"])
+    assert send(shop, new, order_body(a_line("X"), external_id="3")).status_code == 202
+    assert send(shop, channel, order_body(a_line("X"), external_id="4")).status_code == 202
+    # archived after it was known here: 401, nothing stored
+    r = shop.client.patch(
+        f"/api/v1/channels/{cid}", json={"archived": True}, headers=shop.tenant.headers
+    )
+    assert r.status_code == 200
+    stale = intake.known_channel(cid)
+    assert stale is not None
+    before = inbound_count(shop)
+    _refused(send(shop, new, order_body(a_line("X"), external_id="5")))
+    assert intake.known_channel(cid) is None
+    # a stale guess handed to the store writes nothing
+    body = json.dumps(order_body(a_line("X"), external_id="6")).encode()
+    verified = intake.Verified(f"msg_{uuid.uuid4().hex}", None)
+
+    def guess(s: Any) -> Any:
+        return intake.store(s, stale, verified, body.decode(), None)
+
+    from erp.extensions import db as erp_db
+
+    with client.application.app_context():
+        assert erp_db.unit_of_work(guess, tenant=shop.tenant.id) is None
+    assert inbound_count(shop) == before
+    r = shop.client.patch(
+        f"/api/v1/channels/{cid}", json={"archived": False}, headers=shop.tenant.headers
+    )
+    assert r.status_code == 200
+    assert send(shop, new, order_body(a_line("X"), external_id="7")).status_code == 202
+    # the tenant suspended after the channel was known here: 401 until reactivated
+    r = client.post(
+        f"/ops/v1/tenants/{shop.tenant.id}/suspend", json={"reason": "test"}, headers=ops_headers
+    )
+    assert r.status_code == 200, r.get_json()
+    _refused(send(shop, new, order_body(a_line("X"), external_id="8")))
+    r = client.post(f"/ops/v1/tenants/{shop.tenant.id}/reactivate", headers=ops_headers)
+    assert r.status_code == 200, r.get_json()
+    assert send(shop, new, order_body(a_line("X"), external_id="9")).status_code == 202
+    ids = {
+        r[0] for r in shop.rows("SELECT body::jsonb->>'external_id' FROM orders.inbound_messages")
+    }
+    assert ids == {"1", "2", "3", "4", "7", "9"}
+
+
 # -- deduplication -----------------------------------------------------------------------
 
 

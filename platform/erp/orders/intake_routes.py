@@ -46,14 +46,14 @@ def _kick(tenant: Any) -> None:
 def receive_order(channel_id: str) -> Response:
     """A shop's message: verified, stored raw, answered 202; a job makes the order."""
     cid = intake.parse_channel_id(channel_id)
-    auth = intake.lookup_channel(cid) if cid is not None else None
-    if auth is None:
+    if cid is None:
         return _refuse(None)
     body = request.get_data(cache=False)
-    verified = intake.verify(auth, request.headers, body, intake.now())
-    if verified is None:
-        return _refuse(auth.channel_id)
-    limited = check_channel(str(auth.channel_id))
+    found = _verified(cid, body, intake.known_channel(cid))
+    if found is None:
+        return _refuse(cid if intake.known_channel(cid) is not None else None)
+    auth, verified = found
+    limited = check_channel(str(cid))
     if limited is not None:
         return limited
     g.ctx_tokens.append(current_tenant.set(auth.tenant_id))  # reset at teardown
@@ -61,6 +61,16 @@ def receive_order(channel_id: str) -> Response:
     with one_flight_scope():
         stored = intake.store(db.session, auth, verified, text, error)
         alone = one_flight_state.get() == "committed"
+    if stored is None:  # the channel changed since this process last looked it up
+        found = _verified(cid, body, None)
+        if found is None:
+            return _refuse(cid if intake.known_channel(cid) is not None else None)
+        auth, verified = found
+        with one_flight_scope():
+            stored = intake.store(db.session, auth, verified, text, error)
+            alone = one_flight_state.get() == "committed"
+        if stored is None:  # changed again meanwhile: as if it could not be verified
+            return _refuse(cid)
     if stored.created and stored.status == "received":
         if alone:  # the insert was its own transaction, committed already
             intake.kick(auth.tenant_id)
@@ -68,6 +78,23 @@ def receive_order(channel_id: str) -> Response:
             call_after_commit(db.session, partial(_kick, auth.tenant_id))
     answer = {"id": str(stored.id), "status": stored.status}
     return json_response(answer, 202 if stored.created else 200)
+
+
+def _verified(
+    cid: Any, body: bytes, known: intake.ChannelAuth | None
+) -> tuple[intake.ChannelAuth, intake.Verified] | None:
+    """The channel and the message's verified id: against what this process knows of
+    the channel first, then (unknown here, or the signature fails: the secret may have
+    been rotated) as the database has it now."""
+    if known is not None:
+        verified = intake.verify(known, request.headers, body, intake.now())
+        if verified is not None:
+            return known, verified
+    auth = intake.lookup_channel(cid)
+    if auth is None:
+        return None
+    verified = intake.verify(auth, request.headers, body, intake.now())
+    return None if verified is None else (auth, verified)
 
 
 blp = Blueprint(
