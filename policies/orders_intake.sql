@@ -9,9 +9,14 @@
 -- alike (401). The message itself is then stored under RLS with that tenant pinned.
 CREATE OR REPLACE FUNCTION app.inbound_channel(p_channel_id uuid)
     RETURNS TABLE (tenant_id uuid, kind text, secret text, previous_secret text)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    -- plpgsql, not sql: its plan is kept for the session (an SQL function that cannot
+    -- be inlined, as a definer cannot, is planned again on every call), and it runs
+    -- for every message a shop sends (the lookup, and the insert's check).
+    RETURN QUERY
     SELECT c.tenant_id, c.kind, c.secret,
            CASE WHEN c.previous_secret_expires_at > now() THEN c.previous_secret END
       FROM orders.channels c
@@ -19,7 +24,8 @@ AS $$
      WHERE c.id = p_channel_id
        AND NOT c.archived
        AND t.status = 'active'
-     LIMIT 1
+     LIMIT 1;
+END
 $$;
 REVOKE ALL ON FUNCTION app.inbound_channel(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.inbound_channel(uuid) TO erp_app;

@@ -205,20 +205,9 @@ class Stored:
 
 
 _STORE = """
-    WITH made AS (
-        INSERT INTO orders.inbound_messages
-               (id, channel_id, webhook_id, topic, body, status, error, processed_at)
-        SELECT %(id)s, %(channel_id)s, %(webhook_id)s, %(topic)s, %(body)s, %(status)s,
-               %(error)s::jsonb, CASE WHEN %(status)s = 'failed' THEN now() END
-          FROM app.inbound_channel(%(channel_id)s) c
-         WHERE c.tenant_id = app.current_tenant_id()
-           AND c.secret = %(secret)s
-           AND c.previous_secret IS NOT DISTINCT FROM %(previous)s
-        ON CONFLICT (tenant_id, channel_id, webhook_id)
-        DO UPDATE SET status = orders.inbound_messages.status
-        RETURNING id, status
-    )
-    SELECT (SELECT id FROM made), (SELECT status FROM made)
+    SELECT message_id, message_status FROM orders.accept_inbound(
+        %(id)s, %(channel_id)s, %(webhook_id)s, %(topic)s, %(body)s, %(error)s::jsonb,
+        %(secret)s, %(previous)s)
 """
 
 
@@ -230,14 +219,10 @@ def store(
     error: dict[str, Any] | None,
 ) -> Stored | None:
     """Insert the message (tenant pinned by the caller) or find the one of the same
-    webhook id: one statement, race-safe; None, nothing written, when the channel no
-    longer answers as `auth` says (archived, tenant suspended, secret rotated or
-    expired: look it up again). A repeat is found through the conflict on the unique
-    (tenant, channel, webhook id) itself (a no-op DO UPDATE that returns the stored
-    row, waiting for a concurrent insert of the same id to commit), never by a lookup
-    whose index the planner picks: under stale statistics it chose the channel's
-    index and read the channel's whole history per repeat. A body that is not text is
-    stored `failed` at once (`error`)."""
+    webhook id: one call (orders.accept_inbound), race-safe; None, nothing written,
+    when the channel no longer answers as `auth` says (archived, tenant suspended,
+    secret rotated or expired: look it up again). A body that is not text is stored
+    `failed` at once (`error`)."""
     new_id = uuid.uuid4()
     params = {
         "id": new_id,
@@ -245,7 +230,6 @@ def store(
         "webhook_id": verified.webhook_id,
         "topic": verified.topic,
         "body": body,
-        "status": "received" if error is None else "failed",
         "error": None if error is None else json.dumps(error),
         "secret": auth.tokens[0],
         "previous": auth.tokens[1],
