@@ -61,6 +61,7 @@ def _clear(q: Queue) -> None:
 
 
 def run_jobs(q: Queue) -> None:
+    assert intake.kicks.settle()  # the hook's kicks are sent by a thread
     SimpleWorker([q], connection=q.connection, serializer=JSONSerializer).work(burst=True)
     failed = q.failed_job_registry.get_job_ids()
     assert failed == [], [q.fetch_job(j).latest_result().exc_string for j in failed]  # type: ignore[union-attr]
@@ -160,6 +161,7 @@ def test_a_signed_message_is_stored_answered_202_and_becomes_an_order(
     assert r.status_code == 202, r.get_json()
     answer = r.get_json()
     assert answer == {"id": answer["id"], "status": "received"}
+    assert intake.kicks.settle()  # the hook hands its kick to a thread
     assert orders_queue.count == 1
     run_jobs(orders_queue)
     m = message(shop, channel[0], answer["id"])
@@ -222,6 +224,7 @@ def test_bad_stale_or_missing_signatures_are_401_and_store_nothing_but_a_count(
     assert hook(shop.client, channel[0], body + b" ", good).status_code == 401
     assert all(p == problems[0] for p in problems)
     assert inbound_count(shop) == 0
+    assert intake.kicks.settle()
     assert orders_queue.count == 0
     assert int(orders_queue.connection.get(key) or 0) == before + len(cases) + 1
 
@@ -387,6 +390,7 @@ def test_with_redis_down_the_message_is_stored_accepted_and_swept_later(
     r = hook(down.test_client(), channel[0], body, signed_headers(channel[1], body))
     assert r.status_code == 202, r.get_json()
     assert time.perf_counter() - started < 2
+    assert intake.kicks.settle()  # its kick tried the app's Redis, which is down
     assert orders_queue.count == 0
     assert intake.sweep_tenant(shop.tenant.id) == 0  # too fresh: its job may still be on its way
     backdate(owner_url, shop)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -270,6 +272,73 @@ def kick(tenant_id: uuid.UUID | str) -> bool:
     except RedisError:
         log.warning("could not enqueue an inbound message; the sweep will", exc_info=True)
     return False
+
+
+#: How long the kicks thread lets a first message's kick wait for others to join it.
+KICK_WINDOW_S = 0.005
+
+
+class Kicks:
+    """The hook's kicks, sent by one thread per process: a request hands its tenant
+    over (a set insert) and answers without a Redis round trip of its own, and the
+    kicks of the messages that arrive within KICK_WINDOW_S are one per tenant. A
+    blocking call in the middle of a request cost more than the call (sequential
+    load: 0.25 ms of the worker's CPU per message for a 0.04 ms Redis call). A kick
+    lost with its process (killed before the thread sent it) is the sweep's, as one
+    lost with Redis is."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        #: per Flask app (its Redis and queue prefix: `erp.jobs.queue` reads them from
+        #: the app context), the tenants to kick
+        self._pending: dict[Any, set[str]] = {}
+        self._sending = 0
+        self._wake = threading.Event()
+        self._pid = 0
+
+    def add(self, app: Any, tenant_id: uuid.UUID | str) -> None:
+        """Kick the tenant soon, through the queue of `app` (the Flask app)."""
+        with self._lock:
+            self._pending.setdefault(app, set()).add(str(tenant_id))
+            if self._pid != os.getpid():  # first use in this process (or a forked child)
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="erp-intake-kicks", daemon=True).start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(KICK_WINDOW_S)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # never let the thread die: the sweep covers the kick
+                log.exception("could not send the intake kicks; the sweep will")
+
+    def flush(self) -> int:
+        """Send the pending kicks now; how many tenants were kicked."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+            self._sending += 1
+        try:
+            for app, tenants in batch.items():
+                with app.app_context():
+                    for tenant in tenants:
+                        kick(tenant)
+        finally:
+            with self._lock:
+                self._sending -= 1
+                self._lock.notify_all()
+        return sum(len(t) for t in batch.values())
+
+    def settle(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every kick handed over so far has been sent (tests, shutdown)."""
+        self.flush()
+        with self._lock:
+            return self._lock.wait_for(lambda: self._sending == 0, timeout_s)
+
+
+kicks = Kicks()
 
 
 # -- processing ---------------------------------------------------------------------------

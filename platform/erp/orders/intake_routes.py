@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from flask.views import MethodView
 
 from erp.db import current_tenant, one_flight_scope, one_flight_state
@@ -39,7 +39,7 @@ def _refuse(channel_id: Any) -> Response:
 
 
 def _kick(tenant: Any) -> None:
-    intake.kick(tenant)
+    intake.kicks.add(current_app._get_current_object(), tenant)  # type: ignore[attr-defined]
 
 
 @hooks.route("/channels/<channel_id>/orders", methods=["POST"])
@@ -73,7 +73,7 @@ def receive_order(channel_id: str) -> Response:
             return _refuse(cid)
     if stored.created and stored.status == "received":
         if alone:  # the insert was its own transaction, committed already
-            intake.kick(auth.tenant_id)
+            _kick(auth.tenant_id)
         else:
             call_after_commit(db.session, partial(_kick, auth.tenant_id))
     answer = {"id": str(stored.id), "status": stored.status}
