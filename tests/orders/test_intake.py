@@ -29,6 +29,7 @@ from erp.extensions import queue
 from erp.http import ErpFlask
 from erp.orders import intake, jobs
 from tests.conftest import AppFactory
+from tests.orders.intake_support import hook, signed_headers, standard_signature
 from tests.orders.placement_support import ORDERS, Shop, new_shop, order_body
 from tests.webhooks.conftest import start_erp_worker
 
@@ -81,25 +82,6 @@ def shopify_channel(shop: Shop) -> str:
     return str(r.get_json()["id"])
 
 
-def standard_signature(secret: str, msg_id: str, ts: int, body: bytes) -> str:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
-
-
-def signed_headers(
-    secret: str, body: bytes, msg_id: str | None = None, ts: int | None = None
-) -> dict[str, str]:
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    ts = int(time.time()) if ts is None else ts
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": standard_signature(secret, msg_id, ts, body),
-        "Content-Type": "application/json",
-    }
-
-
 def shopify_headers(
     body: bytes, topic: str = "orders/create", msg_id: str | None = None
 ) -> dict[str, str]:
@@ -110,10 +92,6 @@ def shopify_headers(
         "X-Shopify-Topic": topic,
         "Content-Type": "application/json",
     }
-
-
-def hook(client: Any, channel_id: str, body: bytes, headers: dict[str, str]) -> Any:
-    return client.post(f"/hooks/v1/channels/{channel_id}/orders", data=body, headers=headers)
 
 
 def send(shop: Shop, channel: tuple[str, str], order: dict[str, Any], **kw: Any) -> Any:
