@@ -581,6 +581,40 @@ def test_mapping_errors_and_shortage_fail_the_message_never_the_hook(
     assert shop.level(shop.rows("SELECT id FROM inventory.items")[0][0]) == (1, 0)
 
 
+def test_what_the_api_would_refuse_fails_the_message_and_blocks_no_later_one(
+    shop: Shop, orders_queue: Queue
+) -> None:
+    """The hook stores any signed text. Nesting past the parser's recursion or a lone
+    surrogate (which the driver cannot encode) must fail that message, as the API's
+    checks refuse them (docs/problems.md), not the job: else it stays `received`, the
+    oldest, and every drain of the tenant dies on it again."""
+    _, sku = shop.item(stock=1)
+    channel = generic_channel(shop)
+    order = order_body(a_line(sku), external_id="bad")
+    bad = {
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "surrogate": json.dumps(order).replace("Ada", "A\\ud800").encode(),
+        "nan": json.dumps({**order, "metadata": {"x": float("nan")}}).encode(),
+    }
+    sent = {}
+    for name, body in bad.items():
+        r = hook(shop.client, channel[0], body, signed_headers(channel[1], body))
+        assert r.status_code == 202, (name, r.get_json())
+        sent[name] = r.get_json()["id"]
+    later = send(shop, channel, order_body(a_line(sku), external_id="after"))
+    run_jobs(orders_queue)
+    errors = {}
+    for name, mid in sent.items():
+        m = message(shop, channel[0], mid)
+        assert m["status"] == "failed", (name, m)
+        assert m["error"]["type"].endswith("validation"), (name, m)
+        errors[name] = m["error"]["errors"]
+    assert errors["deep"] == {"_schema": ["Is nested deeper than 32 levels."]}
+    assert errors["surrogate"] == {"customer.name": ["Contains an unpaired UTF-16 surrogate."]}
+    assert list(errors["nan"]) == ["metadata.x"]
+    assert message(shop, channel[0], later.get_json()["id"])["status"] == "processed"
+
+
 # -- isolation, races -----------------------------------------------------------------------
 
 
