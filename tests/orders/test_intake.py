@@ -29,6 +29,7 @@ from erp.extensions import queue
 from erp.http import ErpFlask
 from erp.orders import intake, jobs
 from tests.conftest import AppFactory
+from tests.orders.intake_support import hook, signed_headers, standard_signature
 from tests.orders.placement_support import ORDERS, Shop, new_shop, order_body
 from tests.webhooks.conftest import start_erp_worker
 
@@ -82,25 +83,6 @@ def shopify_channel(shop: Shop) -> str:
     return str(r.get_json()["id"])
 
 
-def standard_signature(secret: str, msg_id: str, ts: int, body: bytes) -> str:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
-
-
-def signed_headers(
-    secret: str, body: bytes, msg_id: str | None = None, ts: int | None = None
-) -> dict[str, str]:
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    ts = int(time.time()) if ts is None else ts
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(ts),
-        "webhook-signature": standard_signature(secret, msg_id, ts, body),
-        "Content-Type": "application/json",
-    }
-
-
 def shopify_headers(
     body: bytes, topic: str = "orders/create", msg_id: str | None = None
 ) -> dict[str, str]:
@@ -111,10 +93,6 @@ def shopify_headers(
         "X-Shopify-Topic": topic,
         "Content-Type": "application/json",
     }
-
-
-def hook(client: Any, channel_id: str, body: bytes, headers: dict[str, str]) -> Any:
-    return client.post(f"/hooks/v1/channels/{channel_id}/orders", data=body, headers=headers)
 
 
 def send(shop: Shop, channel: tuple[str, str], order: dict[str, Any], **kw: Any) -> Any:
@@ -605,6 +583,40 @@ def test_mapping_errors_and_shortage_fail_the_message_never_the_hook(
     assert "lines.0.unit_price" in errors["float"]["errors"]
     assert shop.count("orders.orders") == 0
     assert shop.level(shop.rows("SELECT id FROM inventory.items")[0][0]) == (1, 0)
+
+
+def test_what_the_api_would_refuse_fails_the_message_and_blocks_no_later_one(
+    shop: Shop, orders_queue: Queue
+) -> None:
+    """The hook stores any signed text. Nesting past the parser's recursion or a lone
+    surrogate (which the driver cannot encode) must fail that message, as the API's
+    checks refuse them (docs/problems.md), not the job: else it stays `received`, the
+    oldest, and every drain of the tenant dies on it again."""
+    _, sku = shop.item(stock=1)
+    channel = generic_channel(shop)
+    order = order_body(a_line(sku), external_id="bad")
+    bad = {
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "surrogate": json.dumps(order).replace("Ada", "A\\ud800").encode(),
+        "nan": json.dumps({**order, "metadata": {"x": float("nan")}}).encode(),
+    }
+    sent = {}
+    for name, body in bad.items():
+        r = hook(shop.client, channel[0], body, signed_headers(channel[1], body))
+        assert r.status_code == 202, (name, r.get_json())
+        sent[name] = r.get_json()["id"]
+    later = send(shop, channel, order_body(a_line(sku), external_id="after"))
+    run_jobs(orders_queue)
+    errors = {}
+    for name, mid in sent.items():
+        m = message(shop, channel[0], mid)
+        assert m["status"] == "failed", (name, m)
+        assert m["error"]["type"].endswith("validation"), (name, m)
+        errors[name] = m["error"]["errors"]
+    assert errors["deep"] == {"_schema": ["Is nested deeper than 32 levels."]}
+    assert errors["surrogate"] == {"customer.name": ["Contains an unpaired UTF-16 surrogate."]}
+    assert list(errors["nan"]) == ["metadata.x"]
+    assert message(shop, channel[0], later.get_json()["id"])["status"] == "processed"
 
 
 # -- isolation, races -----------------------------------------------------------------------

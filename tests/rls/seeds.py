@@ -205,12 +205,6 @@ def seed_webhooks(ctx: SeedContext) -> None:
     ctx.facts["webhooks.event_id"] = uuid.UUID(ping["event_id"])
 
 
-def _each(s: Any, script: str, params: dict[str, Any]) -> None:
-    """Run `;`-separated statements one by one (bound parameters allow one each)."""
-    for statement in script.split(";"):
-        s.execute(text(statement), params)
-
-
 @seed(
     "inventory.settings",
     "inventory.items",
@@ -222,12 +216,9 @@ def _each(s: Any, script: str, params: dict[str, Any]) -> None:
 )
 def seed_inventory(ctx: SeedContext) -> None:
     """Settings and the MAIN warehouse from the template; through the API an item
-    received (posted to the ledger), transferred to a bin and adjusted, an archived
-    item. The rows of features still to come (a held reservation) are inserted as their
-    functions will write them; their owners replace these inserts with API calls.
-    Suppliers, purchase orders and counts: seed_purchasing."""
-    from erp.extensions import db
-
+    received (posted to the ledger), transferred to a bin and adjusted, a reservation
+    held (no order's: orders reserve in seed_orders), an archived item. Suppliers,
+    purchase orders and counts: seed_purchasing."""
     inv = "/api/v1/inventory"
     main = next(
         x["id"] for x in ctx.call("GET", f"{inv}/locations?kind=warehouse")["items"] if x["default"]
@@ -252,46 +243,21 @@ def seed_inventory(ctx: SeedContext) -> None:
 
     rcv = move("receipt", kind="receipt", quantity=40, to_location_id=main, unit_cost=400)
     move("transfer", kind="transfer", quantity=10, from_location_id=main, to_location_id=binloc)
-    adj = move(
-        "adjust", kind="adjustment", quantity=1, from_location_id=binloc, reason_code="count"
+    move("adjust", kind="adjustment", quantity=1, from_location_id=binloc, reason_code="count")
+    held = ctx.call(
+        "POST",
+        f"{inv}/reservations",
+        {"item_id": item, "location_id": main, "quantity": 3, "reference": "seed"},
+        key="reserve",
     )
-    ids = {k: uuid.uuid4() for k in ("res",)}
-    ids.update(
-        {
-            "item": uuid.UUID(item),
-            "main": uuid.UUID(main),
-            "bin": uuid.UUID(binloc),
-            "rcv": uuid.UUID(rcv["id"]),
-            "adj": uuid.UUID(adj["id"]),
-            "tx": uuid.UUID(rcv["transaction_id"]),
-        }
-    )
-
-    def run(s: Any) -> dict[str, uuid.UUID]:
-        s.execute(text("SELECT inventory.lock_items(ARRAY[CAST(:item AS uuid)])"), ids)
-        _each(
-            s,
-            (
-                "INSERT INTO inventory.reservations (id, item_id, location_id, quantity,"
-                " reference) VALUES (:res, :item, :main, 3, 'seed');"
-                "UPDATE inventory.stock_levels SET reserved = reserved + 3"
-                " WHERE item_id = :item AND location_id = :main;"
-                "SELECT inventory.note_change(:item, :main, 0, 3, 'reservation', :res)"
-            ),
-            ids,
-        )
-        return ids
-
-    with ctx.client.application.app_context():
-        ids = db.unit_of_work(run, tenant=ctx.tenant.id)
     ctx.facts.update(
         {
-            "inventory.item_id": ids["item"],
+            "inventory.item_id": uuid.UUID(item),
             "inventory.archived_item_id": uuid.UUID(old),
-            "inventory.location_id": ids["main"],
-            "inventory.bin_id": ids["bin"],
-            "inventory.move_id": ids["rcv"],
-            "inventory.reservation_id": ids["res"],
+            "inventory.location_id": uuid.UUID(main),
+            "inventory.bin_id": uuid.UUID(binloc),
+            "inventory.move_id": uuid.UUID(rcv["id"]),
+            "inventory.reservation_id": uuid.UUID(held["id"]),
         }
     )
 

@@ -116,6 +116,49 @@ BY_ID: dict[str, tuple[str, str, Any]] = {
         {"name": "stolen", "on_shortage": "backorder", "location_id": None, "archived": True},
     ),
     "rotate channel secret": ("POST", "/api/v1/channels/{orders.channel_id}/rotate-secret", None),
+    # reservations (erp/inventory/reservation_routes.py)
+    "get reservation": ("GET", "/api/v1/inventory/reservations/{inventory.reservation_id}", None),
+    "release reservation": (
+        "POST",
+        "/api/v1/inventory/reservations/{inventory.reservation_id}/release",
+        {},
+    ),
+    # orders and their steps (placement_routes.py, steps_routes.py)
+    "get order": ("GET", "/api/v1/orders/{orders.order_id}", None),
+    "cancel order": ("POST", "/api/v1/orders/{orders.order_id}/cancel", {"reason": "stolen"}),
+    "order fulfilments": ("GET", "/api/v1/orders/{orders.order_id}/fulfilments", None),
+    "fulfil order": (
+        "POST",
+        "/api/v1/orders/{orders.order_id}/fulfilments",
+        {"lines": [{"line_id": "0b7e5a0e-0000-4000-8000-000000000001", "quantity": 1}]},
+    ),
+    "order payments": ("GET", "/api/v1/orders/{orders.order_id}/payments", None),
+    "pay order": (
+        "POST",
+        "/api/v1/orders/{orders.order_id}/payments",
+        {"amount": 1, "method": "card"},
+    ),
+    "order returns": ("GET", "/api/v1/orders/{orders.order_id}/returns", None),
+    "return order": (
+        "POST",
+        "/api/v1/orders/{orders.order_id}/returns",
+        {
+            "lines": [{"line_id": "0b7e5a0e-0000-4000-8000-000000000001", "quantity": 1}],
+            "restock": True,
+        },
+    ),
+    # a channel's inbound messages (intake_routes.py)
+    "channel inbound": ("GET", "/api/v1/channels/{orders.channel_id}/inbound", None),
+    "get inbound message": (
+        "GET",
+        "/api/v1/channels/{orders.channel_id}/inbound/{orders.message_id}",
+        None,
+    ),
+    "retry inbound message": (
+        "POST",
+        "/api/v1/channels/{orders.channel_id}/inbound/{orders.message_id}/retry",
+        None,
+    ),
 }
 
 
@@ -239,6 +282,16 @@ LISTS = {
         "id",
         "SELECT id FROM orders.channels WHERE tenant_id = :t",
     ),
+    "reservations": (
+        "/api/v1/inventory/reservations?limit=200",
+        "id",
+        "SELECT id FROM inventory.reservations WHERE tenant_id = :t",
+    ),
+    "orders": (
+        "/api/v1/orders?limit=200",
+        "id",
+        "SELECT id FROM orders.orders WHERE tenant_id = :t",
+    ),
 }
 
 
@@ -291,6 +344,8 @@ def test_malformed_key_id_is_a_422(client: Any, tenant: TenantHandle, method: st
         "/api/v1/tax-rates",
         "/api/v1/customers",
         "/api/v1/channels",
+        "/api/v1/inventory/reservations",
+        "/api/v1/orders",
     ],
 )
 def test_another_tenants_list_cursor_is_refused(client: Any, seeded: Seeded, path: str) -> None:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from erp.currencies import MINOR_UNITS
 from erp.db import autocommit_row, call_one, db
 from erp.errors import Problem, flatten_errors
+from erp.inputs import parse_json
 from erp.jobs import enqueue_after_commit, queue
 from erp.orders import mappers, placement, signatures, steps
 from erp.orders.models import InboundMessage, Order
@@ -444,9 +445,14 @@ def drain(tenant: uuid.UUID, slot: int | None) -> int:
 def _apply(s: Session, channel_id: uuid.UUID, topic: str | None, body: str) -> Outcome:
     channel = get_channel(s, channel_id)
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return Outcome("failed", error=_problem("malformed-request", "The body is not JSON."))
+        # the API's own parse and checks (erp/inputs.py: nesting, NUL, lone surrogates,
+        # numbers), which the hook skips: what they refuse fails this message; let
+        # through, json.loads' RecursionError or a surrogate's UnicodeEncodeError at the
+        # driver would fail the job instead and leave the message, the oldest
+        # `received`, to stop every later drain of the tenant
+        payload = parse_json(body.encode())
+    except Problem as p:
+        return Outcome("failed", error=_problem_of(p))
     try:
         if channel.kind == "shopify":
             action = mappers.shopify_action(topic)
