@@ -619,6 +619,43 @@ def test_what_the_api_would_refuse_fails_the_message_and_blocks_no_later_one(
     assert message(shop, channel[0], later.get_json()["id"])["status"] == "processed"
 
 
+def test_a_message_that_keeps_crashing_the_job_fails_after_max_attempts_and_blocks_no_later_one(
+    shop: Shop, orders_queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error while processing (a bug to come in a mapper, say) rolls the
+    attempt back; counted, it fails the job until MAX_ATTEMPTS, then the message is
+    `failed` (internal) and the drain goes on to the messages behind it."""
+    _, sku = shop.item(stock=2)
+    channel = generic_channel(shop)
+    mapped = intake.mappers.map_generic_order
+
+    def buggy(payload: Any) -> Any:
+        if payload.get("external_id") == "poison":
+            raise RuntimeError("a mapper bug")
+        return mapped(payload)
+
+    monkeypatch.setattr(intake.mappers, "map_generic_order", buggy)
+    poison = send(shop, channel, order_body(a_line(sku), external_id="poison")).get_json()["id"]
+    later = send(shop, channel, order_body(a_line(sku), external_id="later")).get_json()["id"]
+    assert intake.kicks.settle()
+    orders_queue.empty()
+    tenant = uuid.UUID(str(shop.tenant.id))
+    with shop.client.application.app_context():
+        for attempt in range(1, intake.MAX_ATTEMPTS):
+            with pytest.raises(RuntimeError, match="a mapper bug"):
+                intake.drain(tenant, None)
+            m = message(shop, channel[0], poison)
+            assert m["status"] == "received", (attempt, m)
+            assert message(shop, channel[0], later)["status"] == "received"
+        assert intake.drain(tenant, None) == 2
+    m = message(shop, channel[0], poison)
+    assert m["status"] == "failed"
+    assert m["error"]["type"].endswith("internal")
+    assert str(intake.MAX_ATTEMPTS) in m["error"]["detail"]
+    assert message(shop, channel[0], later)["status"] == "processed"
+    assert shop.count("orders.orders") == 1
+
+
 # -- isolation, races -----------------------------------------------------------------------
 
 

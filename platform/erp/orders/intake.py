@@ -391,14 +391,17 @@ def process(s: Session, message_id: uuid.UUID) -> str | None:
     return _apply_row(s, s.execute(_CLAIM, {"id": message_id}).one_or_none())
 
 
-def process_next(s: Session) -> str | None:
-    """Apply the oldest `received` message no other job holds; None when there is none."""
-    return _apply_row(s, s.execute(_NEXT).one_or_none())
+def process_next(s: Session, picked: list[uuid.UUID] | None = None) -> str | None:
+    """Apply the oldest `received` message no other job holds; None when there is none.
+    Its id is appended to `picked` before it is applied (to name it if that fails)."""
+    return _apply_row(s, s.execute(_NEXT).one_or_none(), picked)
 
 
-def _apply_row(s: Session, row: Any) -> str | None:
+def _apply_row(s: Session, row: Any, picked: list[uuid.UUID] | None = None) -> str | None:
     if row is None:
         return None
+    if picked is not None:
+        picked.append(row.id)
     outcome = _apply(s, row.channel_id, row.topic, row.body)
     s.execute(
         _SETTLE,
@@ -421,18 +424,60 @@ _NEXT = text("""
 """)
 
 
+#: A message whose processing raised (not a refusal: those fail it with the problem)
+#: this many times is set `failed` (`internal`), so the tenant's later messages, which
+#: every drain takes after it (oldest first), are not held behind it for good.
+MAX_ATTEMPTS = 5
+_CRASHED = text("""
+    UPDATE orders.inbound_messages
+       SET attempts = attempts + 1,
+           status = CASE WHEN attempts + 1 >= :cap THEN 'failed' ELSE status END,
+           error = CASE WHEN attempts + 1 >= :cap THEN CAST(:error AS jsonb) END,
+           processed_at = CASE WHEN attempts + 1 >= :cap THEN clock_timestamp() END
+     WHERE id = :id AND status = 'received'
+ RETURNING status
+""")
+
+
+def crashed(tenant: uuid.UUID, message_id: uuid.UUID) -> bool:
+    """Count a failed attempt at a message (its own transaction: the attempt's rolled
+    back); True when that was the last one allowed and the message is `failed` now."""
+    error = _problem(
+        "internal",
+        f"Processing this message failed {MAX_ATTEMPTS} times with an unexpected error; it "
+        "was logged. Retry the message once the cause is fixed.",
+    )
+    params = {"id": message_id, "cap": MAX_ATTEMPTS, "error": json.dumps(error)}
+    status = db.unit_of_work(
+        lambda s: s.execute(_CRASHED, params).scalar_one_or_none(), tenant=tenant
+    )
+    return status == "failed"
+
+
 def drain(tenant: uuid.UUID, slot: int | None) -> int:
     """Apply the tenant's `received` messages, oldest first, one transaction each,
     until none is left unclaimed or DRAIN_BUDGET_S passes; then clear this job's flag
-    and, if messages came meanwhile, kick again. The messages applied."""
+    and, if messages came meanwhile, kick again. The messages applied. A message whose
+    processing raises is counted (`crashed`) and the error raised (the job fails; the
+    sweep or the next kick tries again), until MAX_ATTEMPTS sets it `failed` and the
+    drain goes on past it."""
+    picked: list[uuid.UUID] = []
 
     def one(s: Session) -> bool:
-        return process_next(s) is not None
+        picked.clear()
+        return process_next(s, picked) is not None
 
     done = 0
     ends = time.monotonic() + DRAIN_BUDGET_S
     try:
-        while time.monotonic() < ends and db.unit_of_work(one, tenant=tenant):
+        while time.monotonic() < ends:
+            try:
+                if not db.unit_of_work(one, tenant=tenant):
+                    break
+            except Exception:
+                if not picked or not crashed(tenant, picked[0]):
+                    raise
+                log.exception("inbound message %s failed for good", picked[0])
             done += 1
     finally:
         if slot is not None:
