@@ -11,9 +11,9 @@
 --
 -- plpgsql: its statements' plans are kept for the session, so a message costs the
 -- insert, not its planning. SECURITY INVOKER: the row lands in the caller's tenant,
--- under RLS. A body that is not text (p_error) is stored `failed` at once.
+-- under RLS. A body that is not text (p_error) is stored `failed` at once. The id is
+-- made here and returned as text, `created` false for a repeat.
 CREATE OR REPLACE FUNCTION orders.accept_inbound(
-    p_id uuid,
     p_channel_id uuid,
     p_webhook_id text,
     p_topic text,
@@ -21,12 +21,16 @@ CREATE OR REPLACE FUNCTION orders.accept_inbound(
     p_error jsonb,
     p_secret text,
     p_previous text,
-    OUT message_id uuid,
-    OUT message_status text
+    OUT message_id text,
+    OUT message_status text,
+    OUT created boolean
 )
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_id uuid := gen_random_uuid();
+    v_found uuid;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM app.inbound_channel(p_channel_id) c
                     WHERE c.tenant_id = app.current_tenant_id()
@@ -36,14 +40,16 @@ BEGIN
     END IF;
     INSERT INTO orders.inbound_messages AS m
            (id, channel_id, webhook_id, topic, body, status, error, processed_at)
-    VALUES (p_id, p_channel_id, p_webhook_id, p_topic, p_body,
+    VALUES (v_id, p_channel_id, p_webhook_id, p_topic, p_body,
             CASE WHEN p_error IS NULL THEN 'received' ELSE 'failed' END, p_error,
             CASE WHEN p_error IS NOT NULL THEN now() END)
     ON CONFLICT (tenant_id, channel_id, webhook_id) DO UPDATE SET status = m.status
-    RETURNING m.id, m.status INTO message_id, message_status;
+    RETURNING m.id, m.status INTO v_found, message_status;
+    message_id := v_found::text;  -- the hook answers it as text
+    created := v_found = v_id;
 END
 $$;
-REVOKE ALL ON FUNCTION orders.accept_inbound(uuid, uuid, text, text, text, jsonb, text, text)
+REVOKE ALL ON FUNCTION orders.accept_inbound(uuid, text, text, text, jsonb, text, text)
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION orders.accept_inbound(uuid, uuid, text, text, text, jsonb, text, text)
+GRANT EXECUTE ON FUNCTION orders.accept_inbound(uuid, text, text, text, jsonb, text, text)
     TO erp_app;

@@ -47,5 +47,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    run_sql("DROP FUNCTION orders.accept_inbound(uuid, uuid, text, text, text, jsonb, text, text)")
+    run_sql("DROP FUNCTION orders.accept_inbound(uuid, text, text, text, jsonb, text, text)")
     _as_auth(_SQL_LOOKUP)

@@ -15,7 +15,7 @@ def create_app(
     settings: Settings | None = None, *, domains: Registry | None = None, **config: Any
 ) -> ErpFlask:
     """The app, serving what `domains` registered (default: those of `erp.domains`)."""
-    from erp import docs_assets, health, inputs, openapi, ratelimit
+    from erp import docs_assets, fastpath, health, inputs, openapi, ratelimit
     from erp.errors import register_error_handlers
     from erp.extensions import Api, db, queue
     from erp.http import check_no_async_views, install_request_hooks
@@ -67,4 +67,5 @@ def create_app(
     for blueprint in domains.page_blueprints:
         app.register_blueprint(blueprint)
     check_no_async_views(app)
+    fastpath.install(app, (fastpath.compile_path(*p) for p in domains.fast_paths))
     return app

@@ -259,6 +259,15 @@ def call_one(session: Session, statement: str, params: Mapping[str, Any]) -> Any
     return row
 
 
+def call_alone(statement: str, params: Mapping[str, Any]) -> Any:
+    """The one row of `statement` run as its own transaction, with no session: BEGIN,
+    the pin of the current tenant, the statement and COMMIT as one message, on a
+    pooled connection of the current app's engine (`call_one` inside
+    `one_flight_scope` without the session a request keeps: for a fast path,
+    erp/fastpath.py, whose one database call is all it does)."""
+    return _one_flight(db.engine, statement, params)
+
+
 def _one_flight(bind: Any, statement: str, params: Mapping[str, Any]) -> Any:
     """`BEGIN; <pin>; <statement>; COMMIT` in one simple-protocol message on a pooled
     connection of its own (the session never begins: nothing to commit or release),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -152,9 +152,28 @@ def json_response(body: Any, status: int = 200) -> Response:
     )
 
 
+def request_id_of(incoming: str) -> str:
+    """The request's id: the caller's X-Request-Id when well formed, else a new one."""
+    return incoming if _REQUEST_ID_RE.match(incoming) else secrets.token_hex(16)
+
+
+def log_access(method: str, path: str, status: int, started: float) -> None:
+    """The request's access log line (health checks are not logged)."""
+    if path.startswith(("/healthz", "/readyz")):
+        return
+    logs.access(
+        log,
+        {
+            "method": method,
+            "path": path,
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+
+
 def _start() -> None:
-    incoming = request.headers.get("X-Request-Id", "")
-    g.request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    g.request_id = request_id_of(request.headers.get("X-Request-Id", ""))
     g.started = time.perf_counter()
     g.ctx_tokens = [current_request_id.set(g.request_id)]
 
@@ -202,16 +221,8 @@ def _authenticate() -> None:
 def _finish(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
     started = g.get("started")
-    if started is not None and not request.path.startswith(("/healthz", "/readyz")):
-        logs.access(
-            log,
-            {
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
+    if started is not None:
+        log_access(request.method, request.path, response.status_code, started)
     return response
 
 

@@ -72,6 +72,7 @@ _EXTENSION = "erp_limiter"
 #: RateLimit-Remaining, RateLimit-Reset, Retry-After or None). In the WSGI
 #: environ, not `g`, which requests inside one app context share.
 _WINDOW = "erp.rate_window"
+Window = tuple[str, str, str, str | None]
 #: A Redis that does not answer must not hold a request for long: after one
 #: timeout the limiter switches to its in-memory fallback.
 _REDIS_TIMEOUT_S = 0.5
@@ -294,6 +295,16 @@ class Limiter:
     def _decide(self, counted: list[tuple[_Limit, str]]) -> Response | None:
         if not counted:
             return None
+        refused, window = self._verdict(counted)
+        if window is not None:
+            request.environ[_WINDOW] = window
+        if refused is not None:
+            return problem_response(Problem("rate-limited", refused.refusal))
+        return None
+
+    def _verdict(self, counted: list[tuple[_Limit, str]]) -> tuple[_Limit | None, Window | None]:
+        """Count `counted`: the limit refusing the request (None: allowed) and the
+        RateLimit-* values to show."""
         if self.failures and time.monotonic() < self.redis_down_until:
             counts = self._count_in_memory(counted)
         else:
@@ -309,12 +320,11 @@ class Limiter:
                 shown = count  # the limit nearest to being reached
         if refused is not None:
             limit, _, reset = refused
-            request.environ[_WINDOW] = (limit.amount_header, "0", str(reset), str(max(1, reset)))
-            return problem_response(Problem("rate-limited", limit.refusal))
+            return limit, (limit.amount_header, "0", str(reset), str(max(1, reset)))
         if shown is not None:
             limit, remaining, reset = shown
-            request.environ[_WINDOW] = (limit.amount_header, str(remaining), str(reset), None)
-        return None
+            return None, (limit.amount_header, str(remaining), str(reset), None)
+        return None, None
 
     def _count_in_redis(self, counted: list[tuple[_Limit, str]]) -> list[_Count]:
         """Spend a unit of each counter's lease; claim from Redis, in one call, for
@@ -417,15 +427,21 @@ def add_headers(response: Response) -> Response:
     """The after_request hook: RateLimit-* (and Retry-After on a refusal) from what
     `Limiter.check` decided for this request."""
     window = request.environ.get(_WINDOW)
-    if window is None:
-        return response
-    headers = response.headers
-    headers["RateLimit-Limit"] = window[0]
-    headers["RateLimit-Remaining"] = window[1]
-    headers["RateLimit-Reset"] = window[2]
-    if window[3] is not None:
-        headers["Retry-After"] = window[3]
+    if window is not None:
+        for name, value in window_headers(window):
+            response.headers[name] = value
     return response
+
+
+def window_headers(window: Window) -> list[tuple[str, str]]:
+    headers = [
+        ("RateLimit-Limit", window[0]),
+        ("RateLimit-Remaining", window[1]),
+        ("RateLimit-Reset", window[2]),
+    ]
+    if window[3] is not None:
+        headers.append(("Retry-After", window[3]))
+    return headers
 
 
 def _channel_limits(settings: Settings) -> tuple[_Limit, ...]:
@@ -454,3 +470,15 @@ def check_channel(channel_id: str) -> Response | None:
     """The `channel` limit for one verified inbound message (a 429), or None."""
     limiter: Limiter | None = current_app.extensions.get(_EXTENSION)
     return None if limiter is None else limiter.check_channel(channel_id)
+
+
+def count_channel(channel_id: str) -> tuple[bool, list[tuple[str, str]]]:
+    """The same count for a fast path (erp/fastpath.py; app context, no request):
+    whether the message is over the limit, and the RateLimit-* headers to send. A
+    refused message goes on through Flask, which counts it again and answers 429:
+    over the limit, a refused message spends two units of a window already spent."""
+    limiter: Limiter | None = current_app.extensions.get(_EXTENSION)
+    if limiter is None or not limiter.channel_limits:
+        return False, []
+    refused, window = limiter._verdict([(lim, channel_id) for lim in limiter.channel_limits])
+    return refused is not None, window_headers(window) if window is not None else []

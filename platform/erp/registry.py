@@ -135,6 +135,8 @@ class Registry:
     definers: dict[str, str] = field(default_factory=dict)
     authenticators: list[Authenticator] = field(default_factory=list)
     encrypted_columns: list[EncryptedColumn] = field(default_factory=list)
+    #: (whole-path pattern, handler, method): erp/fastpath.py
+    fast_paths: list[tuple[str, Callable[[Any], Any], str]] = field(default_factory=list)
 
     # -- what a domain's register() calls ------------------------------------------
 
@@ -189,6 +191,15 @@ class Registry:
         if name in self.periodic:
             raise ValueError(f"periodic task {name!r} is registered twice")
         self.periodic[name] = PeriodicTask(name, func, interval, queue)
+
+    def fast_path(
+        self, pattern: str, handler: Callable[[Any], Any], *, method: str = "POST"
+    ) -> None:
+        """The usual case of a high-volume route, answered before Flask (erp/fastpath.py):
+        `pattern` matches the whole path (named groups for its parameters); `handler`
+        takes a `FastRequest` and returns a `FastAnswer`, or None to let the route the
+        domain also registers (a blueprint) answer through Flask."""
+        self.fast_paths.append((pattern, handler, method))
 
     def authenticator(self, fn: Authenticator) -> None:
         """Resolves the request's principal before its transaction (DESIGN.md §2)."""

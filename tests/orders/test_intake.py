@@ -314,6 +314,55 @@ def test_what_a_process_knows_of_a_channel_never_outlives_the_channel(
     assert ids == {"1", "2", "3", "4", "7", "9"}
 
 
+def test_the_usual_message_skips_flask_and_is_answered_as_flask_answers_it(
+    shop: Shop, app: ErpFlask, orders_queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """erp/fastpath.py: a message to a channel this process knows, validly signed, is
+    stored and answered before Flask, with the same status, body and headers as the
+    Flask route gives; anything else goes to the route."""
+    routed: list[str] = []
+    view = app.view_functions["orders_hooks.receive_order"]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        routed.append(kwargs["channel_id"])
+        return view(*args, **kwargs)
+
+    monkeypatch.setitem(app.view_functions, "orders_hooks.receive_order", counted)
+    channel = generic_channel(shop)
+    first = send(shop, channel, order_body(a_line("X"), external_id="f1"))
+    assert first.status_code == 202
+    assert len(routed) == 1  # not yet known here: the route
+    assert intake.kicks.settle()
+    orders_queue.empty()
+    orders_queue.connection.delete(*(intake.drain_flag(shop.tenant.id, i) for i in range(4)))
+    body = json.dumps(order_body(a_line("X"), external_id="f2")).encode()
+    headers = {**signed_headers(channel[1], body, msg_id="msg_fast"), "X-Request-Id": "req-f2"}
+    fast = hook(shop.client, channel[0], body, headers)
+    assert fast.status_code == 202
+    assert len(routed) == 1  # known: answered before Flask
+    assert set(fast.get_json()) == set(first.get_json()) == {"id", "status"}
+    assert fast.get_json()["status"] == "received"
+    assert sorted(fast.headers.keys()) == sorted(first.headers.keys())
+    assert fast.headers["Content-Type"] == first.headers["Content-Type"]
+    assert fast.headers["X-Request-Id"] == "req-f2"
+    again = hook(shop.client, channel[0], body, headers)
+    assert (again.status_code, again.get_json()) == (200, fast.get_json())
+    assert len(routed) == 1
+    assert intake.kicks.settle()
+    assert orders_queue.count == 1  # the fast answer kicked the drain too
+    # every other case is the route's
+    bad = signed_headers(channel[1], body + b" ")
+    assert hook(shop.client, channel[0], body, bad).status_code == 401
+    query = shop.client.post(
+        f"/hooks/v1/channels/{channel[0]}/orders?x=1",
+        data=body,
+        headers=signed_headers(channel[1], body),
+    )
+    assert query.status_code == 202
+    assert len(routed) == 3
+    assert inbound_count(shop) == 3
+
+
 # -- deduplication -----------------------------------------------------------------------
 
 

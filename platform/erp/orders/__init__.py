@@ -43,6 +43,8 @@ def register(r: Registry) -> None:
     from erp.orders import intake_routes
 
     r.pages(intake_routes.hooks)
+    # its usual case (a known channel, a valid signature) before Flask: erp/fastpath.py
+    r.fast_path(r"/hooks/v1/channels/(?P<channel_id>[^/]+)/orders", intake_routes.fast_receive)
     r.blueprint(intake_routes.blp)
     r.every(timedelta(seconds=5), "erp.orders.jobs.sweep", name="orders.sweep", queue="orders")
     r.catalog(

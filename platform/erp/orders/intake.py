@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from erp.currencies import MINOR_UNITS
-from erp.db import autocommit_row, call_one, db
+from erp.db import autocommit_row, call_alone, call_one, db
 from erp.errors import Problem, flatten_errors
 from erp.inputs import parse_json
 from erp.jobs import enqueue_after_commit, queue
@@ -202,20 +202,20 @@ def decode_body(body: bytes) -> tuple[str, dict[str, Any] | None]:
 
 @dataclass(frozen=True)
 class Stored:
-    id: uuid.UUID
+    id: str
     status: str
     created: bool
 
 
 _STORE = """
-    SELECT message_id, message_status FROM orders.accept_inbound(
-        %(id)s, %(channel_id)s, %(webhook_id)s, %(topic)s, %(body)s, %(error)s::jsonb,
+    SELECT message_id, message_status, created FROM orders.accept_inbound(
+        %(channel_id)s, %(webhook_id)s, %(topic)s, %(body)s, %(error)s::jsonb,
         %(secret)s, %(previous)s)
 """
 
 
 def store(
-    s: Session,
+    s: Session | None,
     auth: ChannelAuth,
     verified: Verified,
     body: str,
@@ -225,10 +225,9 @@ def store(
     webhook id: one call (orders.accept_inbound), race-safe; None, nothing written,
     when the channel no longer answers as `auth` says (archived, tenant suspended,
     secret rotated or expired: look it up again). A body that is not text is stored
-    `failed` at once (`error`)."""
-    new_id = uuid.uuid4()
+    `failed` at once (`error`). `s` None: the call is its own transaction, with no
+    session at all (`erp.db.call_alone`: the hook's fast path)."""
     params = {
-        "id": new_id,
         "channel_id": auth.channel_id,
         "webhook_id": verified.webhook_id,
         "topic": verified.topic,
@@ -237,11 +236,11 @@ def store(
         "secret": auth.tokens[0],
         "previous": auth.tokens[1],
     }
-    row = call_one(s, _STORE, params)
+    row = call_one(s, _STORE, params) if s is not None else call_alone(_STORE, params)
     if row[0] is None:
         forget_channel(auth.channel_id)
         return None
-    return Stored(row[0], row[1], row[0] == new_id)
+    return Stored(row[0], row[1], row[2])
 
 
 def drain_flag(tenant: uuid.UUID | str, slot: int) -> str:
