@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from erp.config import Settings
 from erp.extensions import queue
 from erp.http import ErpFlask
-from erp.webhooks import dispatcher
+from erp.webhooks import dispatcher, sender
 from tests.conftest import TenantHandle
 
 
@@ -96,6 +96,7 @@ def make_receiver() -> Iterator[Callable[..., Receiver]]:
         return receiver
 
     yield make
+    sender.IDLE.clear()  # connections kept between jobs go with their receivers
     for server in servers:
         server.shutdown()
         server.server_close()

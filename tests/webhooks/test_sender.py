@@ -76,6 +76,7 @@ def server() -> Iterator[Server]:
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}/hooks"
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield state
+    sender.IDLE.clear()
     httpd.shutdown()
     httpd.server_close()
 
@@ -149,3 +150,32 @@ def test_a_delivery_job_keeps_in_flight_attempts_to_the_cap_on_kept_connections(
     assert server.most_busy == delivery.IN_FLIGHT
     assert server.connections == delivery.IN_FLIGHT
     assert took < 12 * server.delay
+
+
+def test_the_next_job_to_a_receiver_reuses_the_connections_the_last_one_kept(
+    client: Any,
+    tenant: TenantHandle,
+    server: Server,
+    hooks_queue: Queue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between jobs the process keeps the open connections (sender.IDLE): a second
+    job to the same receiver connects no more; kept past IDLE_S, they are not used."""
+    server.delay = 0.05
+    create_endpoint(client, tenant, server.url)
+    for _ in range(8):
+        post_transaction(client, tenant)
+    deliver_all(hooks_queue, tenant)
+    assert server.connections == delivery.IN_FLIGHT
+    for _ in range(8):
+        post_transaction(client, tenant)
+    deliver_all(hooks_queue, tenant)
+    assert len(server.ids) == len(set(server.ids)) == 16
+    assert server.connections == delivery.IN_FLIGHT  # the same connections again
+    monkeypatch.setattr(sender.IdlePosters, "IDLE_S", 0.0)
+    time.sleep(0.01)
+    for _ in range(8):
+        post_transaction(client, tenant)
+    deliver_all(hooks_queue, tenant)
+    assert len(server.ids) == len(set(server.ids)) == 24
+    assert server.connections == 2 * delivery.IN_FLIGHT  # idle too long: new ones

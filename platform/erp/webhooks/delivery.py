@@ -281,14 +281,18 @@ def _stops(outcome: sender.Outcome) -> bool:
 
 class _Pipe:
     """Up to IN_FLIGHT attempts at once to one endpoint, each on a kept-alive connection
-    of its own (erp.webhooks.sender.Poster); each attempt is signed as it starts. Once
-    an attempt was slow or got a 410, attempts not yet started are not made (None)."""
+    of its own (erp.webhooks.sender.Poster, taken from the process's idle connections
+    and given back at the end: `sender.IDLE`); each attempt is signed as it starts.
+    Once an attempt was slow or got a 410, attempts not yet started are not made
+    (None)."""
 
     def __init__(self, allowed: tuple[str, ...], width: int) -> None:
-        self._posters = [sender.Poster(allowed) for _ in range(width)]
-        self._free: queue.SimpleQueue[sender.Poster] = queue.SimpleQueue()
-        for poster in self._posters:
-            self._free.put(poster)
+        self._allowed = allowed
+        #: a slot per attempt in flight: None until its first attempt takes a Poster
+        self._free: queue.SimpleQueue[sender.Poster | None] = queue.SimpleQueue()
+        for _ in range(width):
+            self._free.put(None)
+        self._width = width
         self._pool = ThreadPoolExecutor(width, thread_name_prefix="webhook-post")
         self._stopped = threading.Event()
 
@@ -296,7 +300,7 @@ class _Pipe:
         def send() -> sender.Outcome | None:
             if self._stopped.is_set():
                 return None
-            poster = self._free.get()
+            poster = self._free.get() or sender.IDLE.take(url, self._allowed)
             try:
                 stamp = int(time.time())
                 headers = signing.headers(str(item.event_id), stamp, item.body, secrets)
@@ -311,8 +315,14 @@ class _Pipe:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        for poster in self._posters:
-            poster.close()
+        for _ in range(self._width):
+            poster = self._free.get()
+            if poster is None:
+                continue
+            if self._stopped.is_set():
+                poster.close()  # a slow or gone endpoint: keep nothing of it
+            else:
+                sender.IDLE.give(poster)
 
 
 def deliver_endpoint(

@@ -8,15 +8,20 @@
   attempt with error `redirect`).
 - Connect timeout 5 s; the whole attempt 15 s; the first 4 KiB of the answer kept.
 - A delivery job's attempts to one endpoint share a kept-alive connection (`Poster`),
-  still resolving and checking the host at every attempt.
+  still resolving and checking the host at every attempt; between jobs the process
+  keeps the open connections (`IDLE`), so the next job to that host does not connect
+  again.
 """
 
 from __future__ import annotations
 
+import atexit
 import http.client
 import ipaddress
+import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -147,6 +152,13 @@ class Poster:
             self._conn.close()
         self._conn, self._key = None, None
 
+    @property
+    def origin(self) -> tuple[str, str, int] | None:
+        """(scheme, host, port) of the open connection; None when none is open."""
+        if self._conn is None or self._key is None:
+            return None
+        return self._key[0], self._key[1], self._key[2]
+
     def __enter__(self) -> Poster:
         return self
 
@@ -235,3 +247,87 @@ def post(url: str, body: bytes, headers: Mapping[str, str], allowed: tuple[str, 
     """One POST on a connection of its own (closed after it)."""
     with Poster(allowed) as poster:
         return poster.post(url, body, headers)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return (
+        parts.scheme,
+        parts.hostname or "",
+        parts.port or (443 if parts.scheme == "https" else 80),
+    )
+
+
+class IdlePosters:
+    """Open connections between delivery jobs, per process and per origin (scheme,
+    host, port): a job takes them when it starts sending to an endpoint and gives them
+    back when it ends, so a busy endpoint is not connected to (TCP, TLS) by every job,
+    each push-path job lasting half a second. The receiver's side: a new connection per
+    job and attempt in flight was a SYN per 30 ms at 200 events/s, and a receiver with
+    a short accept queue dropped some (a second's SYN retry: the tail of
+    bench/scenarios/webhooks_latency.py). A connection kept idle over IDLE_S is closed
+    rather than reused (receivers drop idle ones; a stale one is reopened anyway); at
+    most PER_ORIGIN are kept per origin and MAX in all. The address is still checked
+    at every attempt (`Poster.post`)."""
+
+    IDLE_S = 20.0
+    PER_ORIGIN = 8
+    MAX = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[tuple[str, str, int], tuple[str, ...]], list[tuple[float, Poster]]]
+        self._idle = {}
+        self._count = 0
+        self._pid = os.getpid()
+
+    def take(self, url: str, allowed: tuple[str, ...]) -> Poster:
+        """An idle connection to the URL's origin if one is kept, else a new Poster."""
+        key = (_origin(url), allowed)
+        stale: list[Poster] = []
+        found: Poster | None = None
+        now = time.monotonic()
+        with self._lock:
+            self._after_fork()
+            kept = self._idle.get(key, [])
+            while kept:
+                since, poster = kept.pop()
+                self._count -= 1
+                if now - since <= self.IDLE_S:
+                    found = poster
+                    break
+                stale.append(poster)
+        for poster in stale:
+            poster.close()
+        return found if found is not None else Poster(allowed)
+
+    def give(self, poster: Poster) -> None:
+        """Keep `poster`'s open connection for the next job (or close it when full)."""
+        origin = poster.origin
+        if origin is None:
+            return
+        key = (origin, poster.allowed)
+        with self._lock:
+            self._after_fork()
+            kept = self._idle.setdefault(key, [])
+            if len(kept) < self.PER_ORIGIN and self._count < self.MAX:
+                kept.append((time.monotonic(), poster))
+                self._count += 1
+                return
+        poster.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            idle, self._idle, self._count = self._idle, {}, 0
+        for kept in idle.values():
+            for _, poster in kept:
+                poster.close()
+
+    def _after_fork(self) -> None:
+        # A forked child (RQ's forking worker) must not share its parent's sockets.
+        if self._pid != os.getpid():
+            self._pid, self._idle, self._count = os.getpid(), {}, 0
+
+
+IDLE = IdlePosters()
+atexit.register(IDLE.clear)
