@@ -471,3 +471,27 @@ def test_a_slow_endpoint_holds_one_thread_and_the_others_are_delivered(
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
+
+
+def test_the_sweep_takes_at_most_its_share_of_one_endpoints_backlog(
+    client: Any,
+    tenant: TenantHandle,
+    make_receiver: Any,
+    hooks_queue: Queue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Per endpoint, the sweep enqueues its first DUE_PER_ENDPOINT due messages (read
+    one endpoint at a time), so a backlog neither fills a sweep nor is read whole."""
+    monkeypatch.setattr(dispatcher, "DUE_PER_ENDPOINT", 3)
+    monkeypatch.setattr(dispatcher, "JOB_BATCH", 2)
+    first, second = make_receiver(), make_receiver()
+    create_endpoint(client, tenant, first.url)
+    create_endpoint(client, tenant, second.url)
+    for _ in range(5):
+        post_transaction(client, tenant)
+    dispatcher.dispatch_tenant(tenant.id)
+    jobs = hooks_queue.get_jobs()
+    sizes = sorted(len(job.args[1]) for job in jobs)
+    assert sizes == [1, 1, 2, 2]  # 3 of each endpoint's 5, in jobs of at most 2
+    run_worker(hooks_queue)  # a job then takes whatever else is due for its endpoint
+    assert len(first.requests) == len(second.requests) == 5

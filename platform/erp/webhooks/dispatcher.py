@@ -44,6 +44,8 @@ FLAG_TTL_S = 30
 FANOUT_BATCH = 500
 #: Due messages enqueued per tenant and sweep.
 DUE_BATCH = 2000
+#: ... and at most this many of one endpoint's.
+DUE_PER_ENDPOINT = 500
 #: Messages per delivery job.
 JOB_BATCH = 50
 DISCOVERY_BATCH = 500
@@ -73,13 +75,26 @@ _FAN_OUT = text("""
 #: a busy endpoint's job claims what is due for it when its batch is done, so a job
 #: enqueued for it now would only find it busy (and the threads of `erp worker` would
 #: spend themselves on such jobs while a backlog drains).
+#: The sweep's: per endpoint no job holds (no leased message), its first due messages
+#: in due order, read through ix_messages_endpoint_due one endpoint at a time (LATERAL
+#: ... LIMIT), so an endpoint's backlog costs its own LIMIT, never a scan the other
+#: endpoints wait behind (the tenant-wide read it replaces filtered a slow endpoint's
+#: whole backlog out on every sweep).
 _DUE = text("""
-    SELECT m.id, m.endpoint_id FROM webhooks.messages m
-     WHERE m.status = 'pending' AND m.next_attempt_at <= now()
-       AND (m.lease_until IS NULL OR m.lease_until <= now())
-       AND m.endpoint_id NOT IN (SELECT b.endpoint_id FROM webhooks.messages b
-                                  WHERE b.status = 'pending' AND b.lease_until > now())
-     ORDER BY m.next_attempt_at
+    SELECT d.id, e.id AS endpoint_id
+      FROM webhooks.endpoints e
+     CROSS JOIN LATERAL (
+            SELECT m.id, m.next_attempt_at FROM webhooks.messages m
+             WHERE m.endpoint_id = e.id AND m.status = 'pending'
+               AND m.next_attempt_at <= now()
+               AND (m.lease_until IS NULL OR m.lease_until <= now())
+             ORDER BY m.next_attempt_at, m.id
+             LIMIT :per_endpoint) d
+     WHERE (SELECT 1 FROM webhooks.messages b
+             WHERE b.endpoint_id = e.id AND b.status = 'pending'
+               AND b.lease_until > now()
+             ORDER BY b.next_attempt_at, b.id LIMIT 1) IS NULL
+     ORDER BY d.next_attempt_at
      LIMIT :limit
 """)
 
@@ -143,7 +158,7 @@ def enqueue_due(s: Session, *, coalesce: bool = False) -> int:
             call_after_commit(s, partial(_enqueue_once, tenant, str(endpoint)))
         return len(endpoints)
     by_endpoint: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for row in s.execute(_DUE, {"limit": DUE_BATCH}):
+    for row in s.execute(_DUE, {"limit": DUE_BATCH, "per_endpoint": DUE_PER_ENDPOINT}):
         by_endpoint[row.endpoint_id].append(str(row.id))
     jobs = 0
     for ids in by_endpoint.values():
