@@ -420,8 +420,21 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     run_sql("DROP SCHEMA inventory CASCADE")
+    # per tenant: FORCE RLS shows the owner only the pinned tenant's accounts (one
+    # UPDATE without a pin changed nothing, and the CHECK below then failed on them)
     run_sql("""
-        UPDATE ledger.accounts SET role = NULL WHERE role <> 'retained_earnings';
+        DO $$
+        DECLARE t record;
+        BEGIN
+            FOR t IN SELECT id FROM platform.tenants ORDER BY id LOOP
+                PERFORM set_config('app.tenant_id', t.id::text, true);
+                UPDATE ledger.accounts SET role = NULL WHERE role <> 'retained_earnings';
+            END LOOP;
+            PERFORM set_config('app.tenant_id', '', true);
+        END
+        $$;
+    """)
+    run_sql("""
         ALTER TABLE ledger.accounts DROP CONSTRAINT accounts_role_check;
         ALTER TABLE ledger.accounts ADD CONSTRAINT accounts_role_check
             CHECK (role IN ('retained_earnings'));

@@ -99,3 +99,24 @@ def test_existing_tenants_are_upgraded(old_db: str) -> None:
         conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(bare),))
         assert conn.execute("SELECT count(*) FROM inventory.locations").fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM ledger.accounts").fetchone() == (0,)
+
+
+def test_a_downgrade_below_inventory_clears_its_roles_in_every_tenant(old_db: str) -> None:
+    """Under FORCE RLS the owner sees only a pinned tenant's accounts: the downgrade
+    clears the roles tenant by tenant (unpinned, it cleared none and its CHECK then
+    failed on them)."""
+    from erp.migrate import downgrade
+
+    with psycopg.connect(old_db) as conn:
+        tenants = [_tenant(conn, "USD", chart=True), _tenant(conn, "EUR", chart=True)]
+        conn.commit()
+    upgrade(old_db, "head", app_password=servers.APP_PASSWORD)
+    downgrade(old_db, "0007")
+    with psycopg.connect(old_db) as conn:
+        for tid in tenants:
+            roles = conn.execute(
+                "SELECT role, code FROM ledger.accounts WHERE role IS NOT NULL AND tenant_id = %s",
+                (tid,),
+            ).fetchall()
+            assert roles == [("retained_earnings", "3100")]
+        assert conn.execute("SELECT to_regnamespace('inventory')").fetchone() == (None,)
