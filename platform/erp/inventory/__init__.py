@@ -4,6 +4,8 @@ purchase orders, the stock events (stock.changed, stock.low) and their live stre
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from erp.registry import Registry
 
 
@@ -29,6 +31,17 @@ def register(r: Registry) -> None:
     # inventory.receive_purchase_order: the order is absent (or another tenant's)
     r.sqlstate("EP001", "not-found", "Not found")
     r.events(RECEIVED_EVENT)
+    # level_changes live for their transaction: purged after a day (retention.py)
+    r.every(
+        timedelta(minutes=15),
+        "erp.inventory.retention.purge_level_changes",
+        name="inventory.purge_level_changes",
+    )
+    r.catalog(
+        definers={
+            "app.tenants_with_old_level_changes(timestamp with time zone,integer)": "erp_auth"
+        }
+    )
     r.catalog(
         append_only=[
             "inventory.stock_moves",
