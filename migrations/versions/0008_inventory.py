@@ -9,7 +9,7 @@ Revises: 0007
 Create Date: 2026-12-02
 """
 
-from erp.migrate import policy_sql, run_sql, tenant_schema, tenant_table
+from erp.migrate import in_each_tenant, policy_sql, run_sql, tenant_schema, tenant_table
 
 revision = "0008"
 down_revision = "0007"
@@ -392,17 +392,8 @@ def _upgrade_existing_tenants() -> None:
     Each tenant is done with its own app.tenant_id, under RLS (FORCE RLS binds the
     owner too)."""
     run_sql(policy_sql("inventory_upgrade.sql"))
-    run_sql("""
-        DO $$
-        DECLARE t record;
-        BEGIN
-            FOR t IN SELECT id, base_currency FROM platform.tenants ORDER BY id LOOP
-                PERFORM set_config('app.tenant_id', t.id::text, true);
-                PERFORM inventory.upgrade_tenant(t.base_currency);
-            END LOOP;
-            PERFORM set_config('app.tenant_id', '', true);
-        END
-        $$;
+    in_each_tenant("""
+        PERFORM inventory.upgrade_tenant(t.base_currency);
     """)
 
 
@@ -422,17 +413,8 @@ def downgrade() -> None:
     run_sql("DROP SCHEMA inventory CASCADE")
     # per tenant: FORCE RLS shows the owner only the pinned tenant's accounts (one
     # UPDATE without a pin changed nothing, and the CHECK below then failed on them)
-    run_sql("""
-        DO $$
-        DECLARE t record;
-        BEGIN
-            FOR t IN SELECT id FROM platform.tenants ORDER BY id LOOP
-                PERFORM set_config('app.tenant_id', t.id::text, true);
-                UPDATE ledger.accounts SET role = NULL WHERE role <> 'retained_earnings';
-            END LOOP;
-            PERFORM set_config('app.tenant_id', '', true);
-        END
-        $$;
+    in_each_tenant("""
+        UPDATE ledger.accounts SET role = NULL WHERE role <> 'retained_earnings';
     """)
     run_sql("""
         ALTER TABLE ledger.accounts DROP CONSTRAINT accounts_role_check;

@@ -16,7 +16,7 @@ Revises: 0011
 Create Date: 2026-12-03
 """
 
-from erp.migrate import policy_sql, run_sql, tenant_table
+from erp.migrate import in_each_tenant, policy_sql, run_sql, tenant_table
 
 revision = "0012"
 down_revision = "0011"
@@ -51,29 +51,20 @@ def upgrade() -> None:
             suffix="_hours",
         )
     )
-    run_sql("""
-        DO $$
-        DECLARE t record;
-        BEGIN
-            FOR t IN SELECT id FROM platform.tenants ORDER BY id LOOP
-                PERFORM set_config('app.tenant_id', t.id::text, true);
-                INSERT INTO ledger.balance_hours
-                       (tenant_id, id, account_id, hour, slot, posted, pending_dr, pending_cr)
-                SELECT e.tenant_id, gen_random_uuid(), e.account_id,
-                       date_trunc('hour', e.effective_at, 'UTC'), 0,
-                       coalesce(sum(e.amount) FILTER (WHERE x.status = 'posted'), 0),
-                       coalesce(sum(e.amount)
-                                FILTER (WHERE x.status = 'pending' AND e.amount > 0), 0),
-                       coalesce(sum(e.amount)
-                                FILTER (WHERE x.status = 'pending' AND e.amount < 0), 0)
-                  FROM ledger.entries e
-                  JOIN ledger.transactions x
-                    ON x.tenant_id = e.tenant_id AND x.id = e.transaction_id
-                 GROUP BY 1, 3, 4;
-            END LOOP;
-            PERFORM set_config('app.tenant_id', '', true);
-        END
-        $$;
+    in_each_tenant("""
+        INSERT INTO ledger.balance_hours
+               (tenant_id, id, account_id, hour, slot, posted, pending_dr, pending_cr)
+        SELECT e.tenant_id, gen_random_uuid(), e.account_id,
+               date_trunc('hour', e.effective_at, 'UTC'), 0,
+               coalesce(sum(e.amount) FILTER (WHERE x.status = 'posted'), 0),
+               coalesce(sum(e.amount)
+                        FILTER (WHERE x.status = 'pending' AND e.amount > 0), 0),
+               coalesce(sum(e.amount)
+                        FILTER (WHERE x.status = 'pending' AND e.amount < 0), 0)
+          FROM ledger.entries e
+          JOIN ledger.transactions x
+            ON x.tenant_id = e.tenant_id AND x.id = e.transaction_id
+         GROUP BY 1, 3, 4;
     """)
 
 

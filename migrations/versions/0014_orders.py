@@ -11,7 +11,7 @@ Revises: 0013
 Create Date: 2026-12-03
 """
 
-from erp.migrate import policy_sql, run_sql, tenant_schema, tenant_table
+from erp.migrate import in_each_tenant, policy_sql, run_sql, tenant_schema, tenant_table
 
 revision = "0014"
 down_revision = "0013"
@@ -387,17 +387,8 @@ def _upgrade_existing_tenants() -> None:
     default template's codes, when those accounts exist with the right type and base
     currency), each with its own app.tenant_id, under RLS."""
     run_sql(policy_sql("orders_upgrade.sql"))
-    run_sql("""
-        DO $$
-        DECLARE t record;
-        BEGIN
-            FOR t IN SELECT id, base_currency FROM platform.tenants ORDER BY id LOOP
-                PERFORM set_config('app.tenant_id', t.id::text, true);
-                PERFORM orders.upgrade_tenant(t.base_currency);
-            END LOOP;
-            PERFORM set_config('app.tenant_id', '', true);
-        END
-        $$;
+    in_each_tenant("""
+        PERFORM orders.upgrade_tenant(t.base_currency);
     """)
 
 
@@ -415,16 +406,7 @@ def downgrade() -> None:
     run_sql("DROP SCHEMA orders CASCADE")
     kept = ", ".join(f"'{r}'" for r in _ROLES_BEFORE)
     # per tenant: FORCE RLS shows the owner only the pinned tenant's accounts
-    run_sql(f"""
-        DO $$
-        DECLARE t record;
-        BEGIN
-            FOR t IN SELECT id FROM platform.tenants ORDER BY id LOOP
-                PERFORM set_config('app.tenant_id', t.id::text, true);
-                UPDATE ledger.accounts SET role = NULL WHERE role NOT IN ({kept});
-            END LOOP;
-            PERFORM set_config('app.tenant_id', '', true);
-        END
-        $$;
+    in_each_tenant(f"""
+        UPDATE ledger.accounts SET role = NULL WHERE role NOT IN ({kept});
     """)
     run_sql(_role_check(_ROLES_BEFORE))

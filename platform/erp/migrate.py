@@ -210,6 +210,25 @@ def run_sql(statements: str) -> None:
         cur.close()
 
 
+def in_each_tenant(body: str) -> None:
+    """Run `body` (plpgsql statements; the tenant's row is `t`, with `t.id` and
+    `t.base_currency`) once per tenant with that tenant pinned: under FORCE RLS the
+    owner sees and changes only the pinned tenant's rows (a statement without a pin
+    changes nothing)."""
+    run_sql(f"""
+        DO $$
+        DECLARE t record;
+        BEGIN
+            FOR t IN SELECT id, base_currency FROM platform.tenants ORDER BY id LOOP
+                PERFORM set_config('app.tenant_id', t.id::text, true);
+{body}
+            END LOOP;
+            PERFORM set_config('app.tenant_id', '', true);
+        END
+        $$;
+    """)
+
+
 def tenant_table(table: str, grants: str = "SELECT, INSERT", *, append_only: bool = False) -> None:
     """Apply DESIGN.md §3 to a freshly created tenant table and grant erp_app `grants`."""
     run_sql(policy_sql("tenant_table.sql", table=table))
