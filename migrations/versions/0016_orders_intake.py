@@ -8,7 +8,7 @@ Revises: 0015
 Create Date: 2026-12-03
 """
 
-from erp.migrate import policy_sql, run_sql
+from erp.migrate import as_erp_auth, policy_sql, run_sql
 
 revision = "0016"
 down_revision = "0015"
@@ -22,11 +22,8 @@ def upgrade() -> None:
         CREATE INDEX ix_channels_id ON orders.channels (id);
         GRANT USAGE ON SCHEMA orders TO erp_auth;
         GRANT SELECT ON orders.channels, orders.inbound_messages TO erp_auth;
-        GRANT CREATE ON SCHEMA app TO erp_auth;
-        SET LOCAL ROLE erp_auth;
     """)
-    run_sql(policy_sql("orders_intake.sql"))
-    run_sql("SET LOCAL ROLE erp_owner; REVOKE CREATE ON SCHEMA app FROM erp_auth")
+    as_erp_auth(policy_sql("orders_intake.sql"))
 
 
 def downgrade() -> None:

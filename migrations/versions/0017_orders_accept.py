@@ -8,7 +8,7 @@ Revises: 0016
 Create Date: 2026-12-03
 """
 
-from erp.migrate import policy_sql, run_sql
+from erp.migrate import as_erp_auth, policy_sql, run_sql
 
 revision = "0017"
 down_revision = "0016"
@@ -34,18 +34,11 @@ $$;
 """
 
 
-def _as_auth(sql: str) -> None:
-    """`sql` run as erp_auth, the definers' owner (as 0016 did)."""
-    run_sql("GRANT CREATE ON SCHEMA app TO erp_auth; SET LOCAL ROLE erp_auth;")
-    run_sql(sql)
-    run_sql("SET LOCAL ROLE erp_owner; REVOKE CREATE ON SCHEMA app FROM erp_auth")
-
-
 def upgrade() -> None:
-    _as_auth(policy_sql("orders_intake.sql"))
+    as_erp_auth(policy_sql("orders_intake.sql"))
     run_sql(policy_sql("orders_accept.sql"))
 
 
 def downgrade() -> None:
     run_sql("DROP FUNCTION orders.accept_inbound(uuid, text, text, text, jsonb, text, text)")
-    _as_auth(_SQL_LOOKUP)
+    as_erp_auth(_SQL_LOOKUP)

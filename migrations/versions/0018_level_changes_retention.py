@@ -8,7 +8,7 @@ Revises: 0017
 Create Date: 2026-12-03
 """
 
-from erp.migrate import policy_sql, run_sql
+from erp.migrate import as_erp_auth, policy_sql, run_sql
 
 revision = "0018"
 down_revision = "0017"
@@ -21,11 +21,8 @@ def upgrade() -> None:
         GRANT DELETE ON inventory.level_changes TO erp_app;
         GRANT USAGE ON SCHEMA inventory TO erp_auth;
         GRANT SELECT ON inventory.level_changes TO erp_auth;
-        GRANT CREATE ON SCHEMA app TO erp_auth;
-        SET LOCAL ROLE erp_auth;
     """)
-    run_sql(policy_sql("inventory_retention.sql"))
-    run_sql("SET LOCAL ROLE erp_owner; REVOKE CREATE ON SCHEMA app FROM erp_auth")
+    as_erp_auth(policy_sql("inventory_retention.sql"))
 
 
 def downgrade() -> None:

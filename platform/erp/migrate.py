@@ -210,6 +210,16 @@ def run_sql(statements: str) -> None:
         cur.close()
 
 
+def as_erp_auth(statements: str) -> None:
+    """Run `statements` as erp_auth, the owner of the SECURITY DEFINER functions that
+    read across tenants (erp_auth has BYPASSRLS: FORCE RLS hides every row from
+    erp_owner before a tenant is known), allowed to create in schema `app` only
+    meanwhile."""
+    run_sql("GRANT CREATE ON SCHEMA app TO erp_auth; SET LOCAL ROLE erp_auth")
+    run_sql(statements)
+    run_sql("SET LOCAL ROLE erp_owner; REVOKE CREATE ON SCHEMA app FROM erp_auth")
+
+
 def in_each_tenant(body: str) -> None:
     """Run `body` (plpgsql statements; the tenant's row is `t`, with `t.id` and
     `t.base_currency`) once per tenant with that tenant pinned: under FORCE RLS the
