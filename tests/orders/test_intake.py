@@ -386,6 +386,37 @@ def test_a_repeated_webhook_id_is_200_with_the_stored_message_and_applied_once(
     assert shop.count("orders.orders") == 1
 
 
+def test_the_same_webhook_id_sent_at_once_is_stored_once(shop: Shop, orders_queue: Queue) -> None:
+    """Eight copies of one message raced (the first through the route, which makes the
+    channel known here, then the fast path): one 202, seven 200s naming the same
+    message, one row."""
+    channel = generic_channel(shop)
+    assert send(shop, channel, order_body(a_line("X"), external_id="warm")).status_code == 202
+    body = json.dumps(order_body(a_line("X"), external_id="race")).encode()
+    headers = signed_headers(channel[1], body, msg_id="msg_raced")
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, Any]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        client = shop.client.application.test_client()
+        barrier.wait()
+        r = hook(client, channel[0], body, headers)
+        with lock:
+            answers.append((r.status_code, r.get_json()))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(code for code, _ in answers) == [200] * 7 + [202]
+    assert len({a["id"] for _, a in answers}) == 1
+    assert (
+        shop.one("SELECT count(*) FROM orders.inbound_messages WHERE webhook_id = 'msg_raced'") == 1
+    )
+
+
 def test_the_same_external_id_again_is_a_duplicate_of_the_first_order(
     shop: Shop, orders_queue: Queue
 ) -> None:
