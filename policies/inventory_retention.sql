@@ -1,5 +1,5 @@
--- Discovery for the level_changes purge (DESIGN.md §3): which active or suspended
--- tenants hold inventory.level_changes rows older than p_before. Ids only; the purge
+-- Discovery for the level_changes purge (DESIGN.md §3): which tenants (whatever
+-- their status) hold inventory.level_changes rows older than p_before. Ids only; the purge
 -- then deletes per tenant, with that tenant's app.tenant_id set, under RLS.
 -- A level_changes row is needed only inside its own transaction (note_change upserts
 -- it, the commit-time trigger turns it into the stock.changed event): after that it is

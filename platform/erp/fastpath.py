@@ -104,12 +104,17 @@ class _Middleware:
         length = _length(env.get("CONTENT_LENGTH"))
         if length is None or (self.limit is not None and length > self.limit):
             return self.inner(env, start_response)
-        body = env["wsgi.input"].read(length) if length else b""
+        try:
+            body = env["wsgi.input"].read(length) if length else b""
+        except Exception:  # the client went away: Flask answers it as it would
+            env["wsgi.input"] = io.BytesIO(b"")
+            return self.inner(env, start_response)
         request_id = request_id_of(env.get("HTTP_X_REQUEST_ID", ""))
         request = FastRequest(params, body, EnvironHeaders(env), request_id)
         answer = self._answer(path, request)
         if answer is None:
             env["wsgi.input"] = io.BytesIO(body)  # Flask reads it again
+            env["HTTP_X_REQUEST_ID"] = request_id  # and logs under the same id
             return self.inner(env, start_response)
         payload = jsontext.dumps_bytes(answer.body)
         headers = [

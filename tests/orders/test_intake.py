@@ -736,6 +736,43 @@ def test_a_message_that_keeps_crashing_the_job_fails_after_max_attempts_and_bloc
     assert shop.count("orders.orders") == 1
 
 
+def test_an_outage_or_contention_while_processing_never_fails_the_message(
+    shop: Shop, orders_queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock not granted in time (55P03) or a lost connection is not the message's
+    fault: the job fails, the message stays `received` however often it happens, and
+    is applied once the database answers."""
+    import psycopg.errors
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    _, sku = shop.item(stock=2)
+    channel = generic_channel(shop)
+    mapped = intake.mappers.map_generic_order
+    failures: list[BaseException] = [
+        OperationalError("place", {}, psycopg.errors.LockNotAvailable("lock timeout")),
+        OperationalError("place", {}, psycopg.errors.AdminShutdown("terminating")),
+        DBAPIError("place", {}, psycopg.errors.QueryCanceled("statement timeout")),
+    ] * intake.MAX_ATTEMPTS
+
+    def flaky(payload: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return mapped(payload)
+
+    monkeypatch.setattr(intake.mappers, "map_generic_order", flaky)
+    mid = send(shop, channel, order_body(a_line(sku), external_id="flaky")).get_json()["id"]
+    assert intake.kicks.settle()
+    orders_queue.empty()
+    tenant = uuid.UUID(str(shop.tenant.id))
+    with shop.client.application.app_context():
+        while failures:
+            with pytest.raises(DBAPIError):
+                intake.drain(tenant, None)
+            assert message(shop, channel[0], mid)["status"] == "received"
+        assert intake.drain(tenant, None) == 1
+    assert message(shop, channel[0], mid)["status"] == "processed"
+
+
 # -- isolation, races -----------------------------------------------------------------------
 
 

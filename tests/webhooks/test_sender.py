@@ -179,3 +179,27 @@ def test_the_next_job_to_a_receiver_reuses_the_connections_the_last_one_kept(
     deliver_all(hooks_queue, tenant)
     assert len(server.ids) == len(set(server.ids)) == 24
     assert server.connections == 2 * delivery.IN_FLIGHT  # idle too long: new ones
+
+
+def test_idle_connections_are_capped_per_origin_and_closed_once_expired(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idle = sender.IdlePosters()
+    posters = []
+    for _ in range(sender.IdlePosters.PER_ORIGIN + 2):
+        poster = sender.Poster(ALLOWED)
+        assert poster.post(server.url, b"{}", {"webhook-id": "msg_x"}).succeeded
+        posters.append(poster)
+    for poster in posters:
+        idle.give(poster)
+    # the two oldest were closed to keep PER_ORIGIN
+    assert [p.origin is None for p in posters[:3]] == [True, True, False]
+    assert idle.take(server.url, ALLOWED) is posters[-1]  # the most recent first
+    monkeypatch.setattr(sender.IdlePosters, "IDLE_S", 0.0)
+    time.sleep(0.01)
+    fresh = idle.take(server.url, ALLOWED)  # everything kept has expired: closed
+    assert fresh not in posters
+    assert all(p.origin is None for p in posters[:-1])
+    posters[-1].close()
+    idle.give(posters[-1])  # closed: nothing to keep
+    assert idle.take(server.url, ALLOWED).origin is None

@@ -19,6 +19,7 @@ Services: no Flask, never commit (the request or the job's unit of work does).
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from erp.currencies import MINOR_UNITS
-from erp.db import autocommit_row, call_alone, call_one, db
+from erp.db import autocommit_row, call_alone, call_one, db, sqlstate
 from erp.errors import Problem, flatten_errors
 from erp.inputs import parse_json
 from erp.jobs import enqueue_after_commit, queue
@@ -331,6 +332,14 @@ class Kicks:
                 self._lock.notify_all()
         return sum(len(t) for t in batch.values())
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: fresh locks, nothing pending, no thread yet."""
+        self._lock = threading.Condition()
+        self._pending = {}
+        self._sending = 0
+        self._wake = threading.Event()
+        self._pid = 0
+
     def settle(self, timeout_s: float = 5.0) -> bool:
         """Wait until every kick handed over so far has been sent (tests, shutdown)."""
         self.flush()
@@ -339,6 +348,16 @@ class Kicks:
 
 
 kicks = Kicks()
+os.register_at_fork(after_in_child=kicks.forget_after_fork)
+
+
+@atexit.register
+def _kicks_at_exit() -> None:
+    """A process ending normally (gunicorn recycling a worker) sends what it holds."""
+    try:
+        kicks.settle(1.0)
+    except Exception:  # at exit: whatever is left is the sweep's
+        log.warning("intake kicks not sent at exit; the sweep will", exc_info=True)
 
 
 # -- processing ---------------------------------------------------------------------------
@@ -438,6 +457,21 @@ _CRASHED = text("""
 """)
 
 
+#: SQLSTATEs of an outage or of contention, not of the message: a connection lost
+#: (08), insufficient resources (53), an operator or a timeout stopping the statement
+#: (57), a lock not granted in time, a serialization failure, a deadlock. The job fails
+#: and the message is tried again later, never counted towards MAX_ATTEMPTS.
+_TRANSIENT_CLASSES = ("08", "53", "57")
+_TRANSIENT_STATES = frozenset({"55P03", "40001", "40P01"})
+
+
+def _transient(exc: BaseException) -> bool:
+    state = sqlstate(exc) if isinstance(exc, DBAPIError) else None
+    if state is None:
+        return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
+
+
 def crashed(tenant: uuid.UUID, message_id: uuid.UUID) -> bool:
     """Count a failed attempt at a message (its own transaction: the attempt's rolled
     back); True when that was the last one allowed and the message is `failed` now."""
@@ -473,8 +507,8 @@ def drain(tenant: uuid.UUID, slot: int | None) -> int:
             try:
                 if not db.unit_of_work(one, tenant=tenant):
                     break
-            except Exception:
-                if not picked or not crashed(tenant, picked[0]):
+            except Exception as exc:
+                if not picked or _transient(exc) or not crashed(tenant, picked[0]):
                     raise
                 log.exception("inbound message %s failed for good", picked[0])
             done += 1

@@ -8,6 +8,7 @@ outside the OpenAPI document of `/api/v1` (docs/orders.md documents it).
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,8 @@ from erp.orders import intake_schemas as schemas
 from erp.principals import requires_scope
 from erp.ratelimit import check_channel, count_channel
 
+log = logging.getLogger("erp.orders.intake")
+
 hooks = FlaskBlueprint("orders_hooks", __name__, url_prefix="/hooks/v1")
 
 _UNAUTHORIZED = "The message's signature cannot be verified for this channel."
@@ -40,7 +43,12 @@ def _refuse(channel_id: Any) -> Response:
 
 
 def _kick(tenant: Any) -> None:
-    intake.kicks.add(current_app._get_current_object(), tenant)  # type: ignore[attr-defined]
+    """Hand the tenant's kick over; after the commit, so it never raises (a kick not
+    handed over is the sweep's, as with Redis down)."""
+    try:
+        intake.kicks.add(current_app._get_current_object(), tenant)  # type: ignore[attr-defined]
+    except Exception:
+        log.exception("could not hand over an intake kick; the sweep will")
 
 
 @hooks.route("/channels/<channel_id>/orders", methods=["POST"])

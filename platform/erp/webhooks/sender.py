@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 CONNECT_TIMEOUT = 5.0
@@ -265,69 +266,78 @@ class IdlePosters:
     each push-path job lasting half a second. The receiver's side: a new connection per
     job and attempt in flight was a SYN per 30 ms at 200 events/s, and a receiver with
     a short accept queue dropped some (a second's SYN retry: the tail of
-    bench/scenarios/webhooks_latency.py). A connection kept idle over IDLE_S is closed
-    rather than reused (receivers drop idle ones; a stale one is reopened anyway); at
-    most PER_ORIGIN are kept per origin and MAX in all. The address is still checked
-    at every attempt (`Poster.post`)."""
+    bench/scenarios/webhooks_latency.py).
 
-    IDLE_S = 20.0
+    A connection idle over IDLE_S is closed, never reused: shorter than common
+    servers' keep-alive (Node.js closes after 5 s), so an attempt rarely meets a
+    connection the receiver has just closed (it is then sent again on a new one: at
+    least once). Every take and give closes what has expired; at most PER_ORIGIN are
+    kept per origin and MAX in all, the oldest closed first. A forked child starts
+    with none. The address is still checked at every attempt (`Poster.post`). With
+    RQ's forking worker nothing outlives a job."""
+
+    IDLE_S = 4.0
     PER_ORIGIN = 8
     MAX = 256
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[tuple[tuple[str, str, int], tuple[str, ...]], list[tuple[float, Poster]]]
-        self._idle = {}
-        self._count = 0
-        self._pid = os.getpid()
+        #: (when given back, key, poster), oldest first
+        self._idle: list[tuple[float, tuple[Any, ...], Poster]] = []
 
     def take(self, url: str, allowed: tuple[str, ...]) -> Poster:
         """An idle connection to the URL's origin if one is kept, else a new Poster."""
         key = (_origin(url), allowed)
-        stale: list[Poster] = []
         found: Poster | None = None
-        now = time.monotonic()
         with self._lock:
-            self._after_fork()
-            kept = self._idle.get(key, [])
-            while kept:
-                since, poster = kept.pop()
-                self._count -= 1
-                if now - since <= self.IDLE_S:
-                    found = poster
+            closing = self._expire(time.monotonic())
+            for i in range(len(self._idle) - 1, -1, -1):  # the most recent first
+                if self._idle[i][1] == key:
+                    found = self._idle.pop(i)[2]
                     break
-                stale.append(poster)
-        for poster in stale:
+        for poster in closing:
             poster.close()
         return found if found is not None else Poster(allowed)
 
     def give(self, poster: Poster) -> None:
-        """Keep `poster`'s open connection for the next job (or close it when full)."""
+        """Keep `poster`'s open connection for the next job."""
         origin = poster.origin
         if origin is None:
             return
         key = (origin, poster.allowed)
         with self._lock:
-            self._after_fork()
-            kept = self._idle.setdefault(key, [])
-            if len(kept) < self.PER_ORIGIN and self._count < self.MAX:
-                kept.append((time.monotonic(), poster))
-                self._count += 1
-                return
-        poster.close()
+            now = time.monotonic()
+            closing = self._expire(now)
+            same = [i for i, entry in enumerate(self._idle) if entry[1] == key]
+            if len(same) >= self.PER_ORIGIN:
+                closing.append(self._idle.pop(same[0])[2])
+            elif len(self._idle) >= self.MAX:
+                closing.append(self._idle.pop(0)[2])
+            self._idle.append((now, key, poster))
+        for old in closing:
+            old.close()
+
+    def _expire(self, now: float) -> list[Poster]:
+        """Drop (under the lock) what has been idle too long; the posters to close."""
+        keep = 0
+        while keep < len(self._idle) and now - self._idle[keep][0] > self.IDLE_S:
+            keep += 1
+        expired = [entry[2] for entry in self._idle[:keep]]
+        del self._idle[:keep]
+        return expired
 
     def clear(self) -> None:
         with self._lock:
-            idle, self._idle, self._count = self._idle, {}, 0
-        for kept in idle.values():
-            for _, poster in kept:
-                poster.close()
+            idle, self._idle = self._idle, []
+        for _, _, poster in idle:
+            poster.close()
 
-    def _after_fork(self) -> None:
-        # A forked child (RQ's forking worker) must not share its parent's sockets.
-        if self._pid != os.getpid():
-            self._pid, self._idle, self._count = os.getpid(), {}, 0
+    def forget_after_fork(self) -> None:
+        """In a forked child: a fresh lock and none of the parent's sockets."""
+        self._lock = threading.Lock()
+        self._idle = []
 
 
 IDLE = IdlePosters()
 atexit.register(IDLE.clear)
+os.register_at_fork(after_in_child=IDLE.forget_after_fork)
