@@ -495,3 +495,21 @@ def test_the_sweep_takes_at_most_its_share_of_one_endpoints_backlog(
     assert sizes == [1, 1, 2, 2]  # 3 of each endpoint's 5, in jobs of at most 2
     run_worker(hooks_queue)  # a job then takes whatever else is due for its endpoint
     assert len(first.requests) == len(second.requests) == 5
+
+
+def test_the_busy_probes_read_only_leased_rows(app: ErpFlask, tenant: TenantHandle) -> None:
+    """Whether a job holds leases on an endpoint is read from the leased rows' own index
+    (migration 0019), in the sweep, a claim and has_claimable alike: never by walking
+    the endpoint's backlog (a failing endpoint's is all unleased)."""
+    endpoint = uuid.uuid4()
+    params = {"endpoint": endpoint, "ids": None, "limit": 1, "per_endpoint": 1, "lease": "45 s"}
+    with app.app_context():
+        for stmt in (delivery._CLAIMABLE, delivery._CLAIM, dispatcher._DUE):
+            sql = str(stmt)
+            plan = db.unit_of_work(
+                lambda s, sql=sql: "\n".join(
+                    r[0] for r in s.execute(text("EXPLAIN " + sql), params)
+                ),
+                tenant=tenant.id,
+            )
+            assert "ix_messages_endpoint_leased" in plan, plan

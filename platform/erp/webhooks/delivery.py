@@ -82,10 +82,10 @@ class Claimed:
 
 
 _CLAIM = text("""
-    WITH busy AS (  -- in the endpoint's due order: its own rows only (see _CLAIMABLE)
+    WITH busy AS (  -- its leased rows only (ix_messages_endpoint_leased, see _CLAIMABLE)
         SELECT 1 FROM webhooks.messages b
          WHERE b.endpoint_id = :endpoint AND b.status = 'pending' AND b.lease_until > now()
-         ORDER BY b.next_attempt_at, b.id
+         ORDER BY b.lease_until DESC
          LIMIT 1
     ), picked AS (
         SELECT m.id FROM webhooks.messages m
@@ -397,11 +397,12 @@ def _deliver_endpoint(
     return made
 
 
-#: Each probe reads the endpoint's own pending rows in due order
-#: (ix_messages_endpoint_due): scalar subqueries with ORDER BY ... LIMIT 1 (EXISTS
-#: would drop both) keep the planner on that index even with statistics taken while
-#: the table was small; without them, a probe could read
-#: every pending message of the tenant (a slow endpoint's whole backlog) each time.
+#: Each probe reads only the endpoint's own rows: the first due one in due order
+#: (ix_messages_endpoint_due), and the latest lease (ix_messages_endpoint_leased,
+#: migration 0019: pending rows with a lease only). Scalar subqueries with ORDER BY ...
+#: LIMIT 1 (EXISTS would drop both) keep the planner on those indexes even with
+#: statistics taken while the table was small; without them, a probe could read every
+#: pending message of the tenant, or of the endpoint (a failing endpoint's backlog).
 _CLAIMABLE = text("""
     SELECT (SELECT 1 FROM webhooks.messages m
              WHERE m.endpoint_id = :endpoint AND m.status = 'pending'
@@ -411,7 +412,7 @@ _CLAIMABLE = text("""
        AND (SELECT 1 FROM webhooks.messages b
              WHERE b.endpoint_id = :endpoint AND b.status = 'pending'
                AND b.lease_until > now()
-             ORDER BY b.next_attempt_at, b.id LIMIT 1) IS NULL
+             ORDER BY b.lease_until DESC LIMIT 1) IS NULL
 """)
 
 

@@ -93,7 +93,7 @@ _DUE = text("""
      WHERE (SELECT 1 FROM webhooks.messages b
              WHERE b.endpoint_id = e.id AND b.status = 'pending'
                AND b.lease_until > now()
-             ORDER BY b.next_attempt_at, b.id LIMIT 1) IS NULL
+             ORDER BY b.lease_until DESC LIMIT 1) IS NULL
      ORDER BY d.next_attempt_at
      LIMIT :limit
 """)
