@@ -28,6 +28,7 @@ from erp.config import RateLimits, Settings
 from erp.extensions import queue
 from erp.http import ErpFlask
 from erp.orders import intake, jobs
+from erp.orders.kicks import drain_flag, kicks
 from tests.conftest import AppFactory
 from tests.orders.intake_support import hook, signed_headers, standard_signature
 from tests.orders.placement_support import ORDERS, Shop, new_shop, order_body
@@ -62,7 +63,7 @@ def _clear(q: Queue) -> None:
 
 
 def run_jobs(q: Queue) -> None:
-    assert intake.kicks.settle()  # the hook's kicks are sent by a thread
+    assert kicks.settle()  # the hook's kicks are sent by a thread
     SimpleWorker([q], connection=q.connection, serializer=JSONSerializer).work(burst=True)
     failed = q.failed_job_registry.get_job_ids()
     assert failed == [], [q.fetch_job(j).latest_result().exc_string for j in failed]  # type: ignore[union-attr]
@@ -139,7 +140,7 @@ def test_a_signed_message_is_stored_answered_202_and_becomes_an_order(
     assert r.status_code == 202, r.get_json()
     answer = r.get_json()
     assert answer == {"id": answer["id"], "status": "received"}
-    assert intake.kicks.settle()  # the hook hands its kick to a thread
+    assert kicks.settle()  # the hook hands its kick to a thread
     assert orders_queue.count == 1
     run_jobs(orders_queue)
     m = message(shop, channel[0], answer["id"])
@@ -202,7 +203,7 @@ def test_bad_stale_or_missing_signatures_are_401_and_store_nothing_but_a_count(
     assert hook(shop.client, channel[0], body + b" ", good).status_code == 401
     assert all(p == problems[0] for p in problems)
     assert inbound_count(shop) == 0
-    assert intake.kicks.settle()
+    assert kicks.settle()
     assert orders_queue.count == 0
     assert int(orders_queue.connection.get(key) or 0) == before + len(cases) + 1
 
@@ -332,9 +333,9 @@ def test_the_usual_message_skips_flask_and_is_answered_as_flask_answers_it(
     first = send(shop, channel, order_body(a_line("X"), external_id="f1"))
     assert first.status_code == 202
     assert len(routed) == 1  # not yet known here: the route
-    assert intake.kicks.settle()
+    assert kicks.settle()
     orders_queue.empty()
-    orders_queue.connection.delete(*(intake.drain_flag(shop.tenant.id, i) for i in range(4)))
+    orders_queue.connection.delete(*(drain_flag(shop.tenant.id, i) for i in range(4)))
     body = json.dumps(order_body(a_line("X"), external_id="f2")).encode()
     headers = {**signed_headers(channel[1], body, msg_id="msg_fast"), "X-Request-Id": "req-f2"}
     fast = hook(shop.client, channel[0], body, headers)
@@ -348,7 +349,7 @@ def test_the_usual_message_skips_flask_and_is_answered_as_flask_answers_it(
     again = hook(shop.client, channel[0], body, headers)
     assert (again.status_code, again.get_json()) == (200, fast.get_json())
     assert len(routed) == 1
-    assert intake.kicks.settle()
+    assert kicks.settle()
     assert orders_queue.count == 1  # the fast answer kicked the drain too
     # every other case is the route's
     bad = signed_headers(channel[1], body + b" ")
@@ -448,7 +449,7 @@ def test_with_redis_down_the_message_is_stored_accepted_and_swept_later(
     r = hook(down.test_client(), channel[0], body, signed_headers(channel[1], body))
     assert r.status_code == 202, r.get_json()
     assert time.perf_counter() - started < 2
-    assert intake.kicks.settle()  # its kick tried the app's Redis, which is down
+    assert kicks.settle()  # its kick tried the app's Redis, which is down
     assert orders_queue.count == 0
     assert intake.sweep_tenant(shop.tenant.id) == 0  # too fresh: its job may still be on its way
     backdate(owner_url, shop)
@@ -717,7 +718,7 @@ def test_a_message_that_keeps_crashing_the_job_fails_after_max_attempts_and_bloc
     monkeypatch.setattr(intake.mappers, "map_generic_order", buggy)
     poison = send(shop, channel, order_body(a_line(sku), external_id="poison")).get_json()["id"]
     later = send(shop, channel, order_body(a_line(sku), external_id="later")).get_json()["id"]
-    assert intake.kicks.settle()
+    assert kicks.settle()
     orders_queue.empty()
     tenant = uuid.UUID(str(shop.tenant.id))
     with shop.client.application.app_context():
@@ -761,7 +762,7 @@ def test_an_outage_or_contention_while_processing_never_fails_the_message(
 
     monkeypatch.setattr(intake.mappers, "map_generic_order", flaky)
     mid = send(shop, channel, order_body(a_line(sku), external_id="flaky")).get_json()["id"]
-    assert intake.kicks.settle()
+    assert kicks.settle()
     orders_queue.empty()
     tenant = uuid.UUID(str(shop.tenant.id))
     with shop.client.application.app_context():

@@ -26,6 +26,7 @@ from erp.idempotency import idempotent
 from erp.jobs import call_after_commit
 from erp.orders import intake
 from erp.orders import intake_schemas as schemas
+from erp.orders.kicks import kicks
 from erp.principals import requires_scope
 from erp.ratelimit import check_channel, count_channel
 
@@ -46,7 +47,7 @@ def _kick(tenant: Any) -> None:
     """Hand the tenant's kick over; after the commit, so it never raises (a kick not
     handed over is the sweep's, as with Redis down)."""
     try:
-        intake.kicks.add(current_app._get_current_object(), tenant)  # type: ignore[attr-defined]
+        kicks.add(current_app._get_current_object(), tenant)  # type: ignore[attr-defined]
     except Exception:
         log.exception("could not hand over an intake kick; the sweep will")
 

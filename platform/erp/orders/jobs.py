@@ -22,7 +22,7 @@ process = tenant_job(_process)
 
 
 def drain(tenant_id: str, slot: int | None) -> int:
-    """Apply the tenant's `received` messages (the hook's job: `intake.kick`)."""
+    """Apply the tenant's `received` messages (the hook's job: `erp.orders.kicks`)."""
     from erp.context import current_actor
 
     db.fork_safe()
