@@ -33,8 +33,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from erp.currencies import MINOR_UNITS
-from erp.db import autocommit_row, call_alone, call_one, db, sqlstate
-from erp.errors import Problem, flatten_errors
+from erp.db import autocommit_row, call_alone, call_one, db
+from erp.errors import Problem, flatten_errors, problem_from_db
 from erp.inputs import parse_json
 from erp.jobs import enqueue_after_commit, queue
 from erp.orders import mappers, placement, signatures, steps
@@ -333,19 +333,16 @@ _CRASHED = text("""
 """)
 
 
-#: SQLSTATEs of an outage or of contention, not of the message: a connection lost
-#: (08), insufficient resources (53), an operator or a timeout stopping the statement
-#: (57), a lock not granted in time, a serialization failure, a deadlock. The job fails
-#: and the message is tried again later, never counted towards MAX_ATTEMPTS.
-_TRANSIENT_CLASSES = ("08", "53", "57")
-_TRANSIENT_STATES = frozenset({"55P03", "40001", "40P01"})
+def _passing(problem: Problem) -> bool:
+    """Whether a database error is an outage or contention, not the message's fault:
+    what the API answers 503, or with Retry-After (a lock not granted in time, a
+    serialization failure, a deadlock). The job fails and the message is tried again
+    later, never failed for it nor counted towards MAX_ATTEMPTS."""
+    return problem.slug == "unavailable" or bool(problem.headers.get("Retry-After"))
 
 
 def _transient(exc: BaseException) -> bool:
-    state = sqlstate(exc) if isinstance(exc, DBAPIError) else None
-    if state is None:
-        return isinstance(exc, DBAPIError) and exc.connection_invalidated
-    return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
+    return isinstance(exc, DBAPIError) and _passing(problem_from_db(exc))
 
 
 def crashed(tenant: uuid.UUID, message_id: uuid.UUID) -> bool:
@@ -449,10 +446,8 @@ def _place(s: Session, channel_id: uuid.UUID, order: dict[str, Any]) -> Outcome:
                 return Outcome("duplicate", order_id=existing)
         return Outcome("failed", error=_problem_of(p))
     except DBAPIError as exc:
-        from erp.errors import problem_from_db
-
         problem = problem_from_db(exc)
-        if problem.slug in ("unavailable", "internal") or problem.headers.get("Retry-After"):
+        if problem.slug == "internal" or _passing(problem):
             raise  # contention or an outage: the job fails, the sweep retries it
         return Outcome("failed", error=_problem_of(problem))
     if placed.created:
