@@ -61,24 +61,20 @@ def receive_order(channel_id: str) -> Response:
     body = request.get_data(cache=False)
     found = _verified(cid, body, intake.known_channel(cid))
     if found is None:
-        return _refuse(cid if intake.known_channel(cid) is not None else None)
+        return _refuse_channel(cid)
     auth, verified = found
     limited = check_channel(str(cid))
     if limited is not None:
         return limited
     g.ctx_tokens.append(current_tenant.set(auth.tenant_id))  # reset at teardown
     text, error = intake.decode_body(body)
-    with one_flight_scope():
-        stored = intake.store(db.session, auth, verified, text, error)
-        alone = one_flight_state.get() == "committed"
+    stored, alone = _store(auth, verified, text, error)
     if stored is None:  # the channel changed since this process last looked it up
         found = _verified(cid, body, None)
         if found is None:
-            return _refuse(cid if intake.known_channel(cid) is not None else None)
+            return _refuse_channel(cid)
         auth, verified = found
-        with one_flight_scope():
-            stored = intake.store(db.session, auth, verified, text, error)
-            alone = one_flight_state.get() == "committed"
+        stored, alone = _store(auth, verified, text, error)
         if stored is None:  # changed again meanwhile: as if it could not be verified
             return _refuse(cid)
     if stored.created and stored.status == "received":
@@ -88,6 +84,21 @@ def receive_order(channel_id: str) -> Response:
             call_after_commit(db.session, partial(_kick, auth.tenant_id))
     answer = {"id": str(stored.id), "status": stored.status}
     return json_response(answer, 202 if stored.created else 200)
+
+
+def _refuse_channel(cid: Any) -> Response:
+    """401, counted per channel when the channel exists (its lookup found it)."""
+    return _refuse(cid if intake.known_channel(cid) is not None else None)
+
+
+def _store(
+    auth: intake.ChannelAuth, verified: intake.Verified, text: str, error: Any
+) -> tuple[intake.Stored | None, bool]:
+    """`intake.store` as the request's one-flight call: what it stored, and whether it
+    was its own transaction, committed already."""
+    with one_flight_scope():
+        stored = intake.store(db.session, auth, verified, text, error)
+        return stored, one_flight_state.get() == "committed"
 
 
 def _verified(
