@@ -48,7 +48,7 @@ from bench.scenarios.webhooks_delivery import (
     worker_model,
 )
 from bench.servers import scratch_database
-from bench.stats import summarize
+from bench.stats import percentile, summarize
 
 #: The issue's bound on commit -> delivered p99.
 BOUND_S = 1.0
@@ -143,8 +143,7 @@ def _job_breakdown(slow_endpoint: str | None, seen: set[str], wall_s: float) -> 
         runs.append(run * 1000)
 
     def pct(xs: list[float], q: float) -> float:
-        xs = sorted(xs)
-        return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else 0.0
+        return percentile(sorted(xs), q * 100) if xs else 0.0
 
     return {
         "fast_jobs": len(waits),
@@ -180,9 +179,7 @@ def _stages(owner_url: str, tenant: uuid.UUID, leave_out: list[str]) -> dict[str
 
     def pct(xs: list[float]) -> list[float]:
         xs = sorted(xs)
-        if not xs:
-            return []
-        return [round(xs[len(xs) // 2]), round(xs[int(0.99 * (len(xs) - 1))]), round(xs[-1])]
+        return [round(percentile(xs, q)) for q in (50, 99, 100)] if xs else []
 
     return {
         "fanout_ms": pct([float(r[0]) for r in rows]),

@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask
@@ -41,8 +42,6 @@ from erp.context import current_request_id
 from erp.http import log_access, request_id_of
 
 log = logging.getLogger("erp.fastpath")
-
-_STATUS = {200: "200 OK", 201: "201 Created", 202: "202 Accepted"}
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ class _Middleware:
             *answer.headers,
             ("X-Request-Id", request_id),
         ]
-        start_response(_STATUS.get(answer.status, f"{answer.status} OK"), headers)
+        start_response(f"{answer.status} {HTTPStatus(answer.status).phrase}", headers)
         log_access(env["REQUEST_METHOD"], env.get("PATH_INFO", ""), answer.status, started)
         return [payload]
 
