@@ -25,7 +25,7 @@ from psycopg import errors as psycopg_errors
 from psycopg import generators as psycopg_generators
 from psycopg import pq
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -257,6 +257,12 @@ def call_one(session: Session, statement: str, params: Mapping[str, Any]) -> Any
     if row is None:
         raise RuntimeError("the statement returned no row")
     return row
+
+
+def changed(s: Session, statement: Any, params: Mapping[str, Any] | None = None) -> int:
+    """Run an UPDATE or DELETE on the session: how many rows it changed."""
+    result: CursorResult[Any] = s.execute(statement, params)  # type: ignore[assignment]
+    return int(result.rowcount or 0)
 
 
 def call_alone(statement: str, params: Mapping[str, Any]) -> Any:

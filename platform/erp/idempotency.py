@@ -18,9 +18,10 @@ from functools import wraps
 from typing import Any, ParamSpec, overload
 
 from flask import current_app, request
-from sqlalchemy import CursorResult, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from erp.db import changed
 from erp.errors import Problem
 from erp.extensions import db
 from erp.principals import current_principal
@@ -187,13 +188,8 @@ def purge_expired() -> int:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             tenants = list(conn.execute(_DISCOVER, {"limit": DISCOVERY_BATCH}).scalars())
         for tenant in tenants:
-            deleted += db.unit_of_work(lambda s: _delete(s, _DELETE_TENANT), tenant=tenant)
+            deleted += db.unit_of_work(lambda s: changed(s, _DELETE_TENANT), tenant=tenant)
         if len(tenants) < DISCOVERY_BATCH:
             break
-    deleted += db.unit_of_work(lambda s: _delete(s, _DELETE_OPERATOR), tenant=None, role="erp_ops")
+    deleted += db.unit_of_work(lambda s: changed(s, _DELETE_OPERATOR), tenant=None, role="erp_ops")
     return deleted
-
-
-def _delete(s: Session, stmt: Any) -> int:
-    result: CursorResult[Any] = s.execute(stmt)  # type: ignore[assignment]
-    return int(result.rowcount or 0)

@@ -11,12 +11,10 @@ that tenant, under RLS. Safe to run twice or concurrently.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import CursorResult, text
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 
-from erp.db import db
+from erp.db import changed, db
 
 #: How long a row is kept after its transaction (for a look while debugging).
 RETENTION = timedelta(days=1)
@@ -39,20 +37,16 @@ def purge_level_changes(now: datetime | None = None) -> int:
     db.fork_safe()
     before = (now or datetime.now(UTC)) - RETENTION
     deleted = 0
+    params = {"before": before, "limit": BATCH}
     while True:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             found = conn.execute(_DISCOVER, {"before": before, "limit": DISCOVERY_BATCH})
             tenants = list(found.scalars())
         for tenant in tenants:
             while True:
-                n = db.unit_of_work(lambda s: _delete(s, before), tenant=tenant)
+                n = db.unit_of_work(lambda s: changed(s, _DELETE, params), tenant=tenant)
                 deleted += n
                 if n < BATCH:
                     break
         if len(tenants) < DISCOVERY_BATCH:
             return deleted
-
-
-def _delete(s: Session, before: datetime) -> int:
-    result: CursorResult[Any] = s.execute(_DELETE, {"before": before, "limit": BATCH})  # type: ignore[assignment]
-    return int(result.rowcount or 0)
